@@ -1,0 +1,1 @@
+"""Pydantic preset models and the shipped preset files (issue 4)."""

@@ -1,0 +1,16 @@
+"""C kernels (compiled with cffi in API mode) behind a facade that validates every call.
+
+Blocks are planar float32 arrays shaped (channels, frames).  See README.md in
+this folder for the kernel convention.
+"""
+
+from rt_kernels.channels import mono_to_stereo, ms_decode, ms_encode, stereo_to_mono
+from rt_kernels.filters import FILTER_TYPES, BiquadCascade, Section
+from rt_kernels.kernel import Kernel
+from rt_kernels.levels import Crossfade, DcBlocker, Gain, Mix, db_to_linear, linear_to_db
+from rt_kernels.meters import LevelMeter
+
+__all__ = [
+    "FILTER_TYPES", "BiquadCascade", "Section", "Kernel", "Gain", "Mix", "Crossfade", "DcBlocker",
+    "LevelMeter", "mono_to_stereo", "stereo_to_mono", "ms_encode", "ms_decode", "db_to_linear", "linear_to_db",
+]

@@ -1,0 +1,17 @@
+/* Shared definitions for every kernel. See rt_kernels/README.md for the convention. */
+#ifndef RT_COMMON_H
+#define RT_COMMON_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* Below this magnitude a recursive state variable is set to zero.  1e-30 is
+ * about -600 dBFS: far below anything audible, far above FLT_MIN (1.2e-38), so
+ * neither the state nor any float32 derived from it is ever subnormal. */
+#define RT_STATE_FLOOR 1e-30
+
+#define RT_PI 3.14159265358979323846
+
+static inline double rt_flush_tiny(double v) { return (v < RT_STATE_FLOOR && v > -RT_STATE_FLOOR) ? 0.0 : v; }
+
+#endif
