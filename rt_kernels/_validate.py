@@ -64,9 +64,7 @@ def audio_block(where: str, block, expected_channels: int | None, name: str = "b
     if block.shape[0] == 0:
         raise ValueError(f"{where}: {name} has no channels (shape {block.shape})")
     if expected_channels is not None and block.shape[0] != expected_channels:
-        raise ValueError(
-            f"{where}: {name} has {block.shape[0]} channels; this instance was made for {expected_channels}"
-        )
+        raise ValueError(f"{where}: {name} has {block.shape[0]} channels; expected {expected_channels}")
     if not block.flags.c_contiguous:
         raise ValueError(f"{where}: {name} is not C-contiguous (pass np.ascontiguousarray({name}))")
     if block.shape[1] > 0xFFFFFFFF:

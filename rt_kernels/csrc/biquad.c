@@ -17,7 +17,8 @@ struct rt_biquad {
     double sample_rate;
     double *coeffs;       /* sections * 5: b0 b1 b2 a1 a2 */
     double *state;        /* per channel, per section: x1 x2 y1 y2 */
-    double scratch[RT_BQ_CHUNK];
+    rt_v2d *hist;         /* one channel pair's history while it runs: sections * 4 */
+    rt_v2d lanes[RT_BQ_CHUNK];
 };
 
 static const double identity[5] = {1.0, 0.0, 0.0, 0.0, 0.0};
@@ -110,14 +111,16 @@ static uint32_t state_stride(const rt_biquad *bq) { return 4u * bq->sections; }
 rt_biquad *rt_biquad_create(uint32_t channels, uint32_t sections, double sample_rate)
 {
     if (channels == 0 || sections == 0 || !(sample_rate > 0.0)) return NULL;
-    rt_biquad *bq = calloc(1, sizeof *bq);
+    rt_biquad *bq = aligned_alloc(16, sizeof *bq);  /* lanes[] holds 16-byte vectors */
+    if (bq) memset(bq, 0, sizeof *bq);
     if (!bq) return NULL;
     bq->channels = channels;
     bq->sections = sections;
     bq->sample_rate = sample_rate;
     bq->coeffs = malloc(sizeof(double) * 5u * sections);
     bq->state = calloc((size_t)channels * state_stride(bq), sizeof(double));
-    if (!bq->coeffs || !bq->state) {
+    bq->hist = aligned_alloc(16, sizeof(rt_v2d) * state_stride(bq));
+    if (!bq->coeffs || !bq->state || !bq->hist) {
         rt_biquad_destroy(bq);
         return NULL;
     }
@@ -130,6 +133,7 @@ void rt_biquad_destroy(rt_biquad *bq)
     if (!bq) return;
     free(bq->coeffs);
     free(bq->state);
+    free(bq->hist);
     free(bq);
 }
 
@@ -155,20 +159,110 @@ int rt_biquad_set_coefficients(rt_biquad *bq, uint32_t index, const double c[5])
     return 0;
 }
 
-/* One section over a chunk, direct form I, in place on `buf`; h holds the
- * section's history x1 x2 y1 y2. */
-static inline void section_run(const double *restrict c, double *restrict h, double *restrict buf, uint32_t n)
+/* Channels are processed in pairs, one pair per rt_v2d lane pair, so the two
+ * recursions run side by side; sections are processed two at a time over a
+ * chunk so that the second section's recursion overlaps the first's.  A chunk
+ * lives in `lanes` as interleaved pairs.  Direct form I: history x1 x2 y1 y2. */
+
+static inline rt_v2d splat(double v) { return (rt_v2d){v, v}; }
+
+/* Input comes from the float channels (src0/src1) when given, else from buf;
+ * output goes to the float channels (dst0/dst1) when given, else to buf.  The
+ * conditions are loop-invariant, so the compiler unswitches them. */
+static inline rt_v2d fetch(const float *src0, const float *src1, const rt_v2d *buf, uint32_t i)
 {
-    const double b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[3], a2 = c[4];
-    double x1 = h[0], x2 = h[1], y1 = h[2], y2 = h[3];
-    for (uint32_t i = 0; i < n; i++) {
-        double x = buf[i];
-        double y = (b0 * x + b1 * x1 + b2 * x2 - a2 * y2) - a1 * y1;
-        x2 = x1; x1 = x;
-        y2 = y1; y1 = y;
+    return src0 ? (rt_v2d){src0[i], src1[i]} : buf[i];
+}
+
+static inline void deliver(float *dst0, float *dst1, rt_v2d *buf, uint32_t i, rt_v2d y)
+{
+    if (dst0) {
+        dst1[i] = (float)y[1];
+        dst0[i] = (float)y[0];  /* last: for an odd channel out, dst1 == dst0 */
+    } else {
         buf[i] = y;
     }
+}
+
+static inline void one_section(const double *restrict c, rt_v2d *restrict h, rt_v2d *restrict buf, uint32_t n,
+                               const float *src0, const float *src1, float *dst0, float *dst1)
+{
+    const rt_v2d b0 = splat(c[0]), b1 = splat(c[1]), b2 = splat(c[2]), a1 = splat(c[3]), a2 = splat(c[4]);
+    rt_v2d x1 = h[0], x2 = h[1], y1 = h[2], y2 = h[3];
+    for (uint32_t i = 0; i < n; i++) {
+        rt_v2d x = fetch(src0, src1, buf, i);
+        rt_v2d y = (b0 * x + b1 * x1 + b2 * x2 - a2 * y2) - a1 * y1;
+        x2 = x1; x1 = x;
+        y2 = y1; y1 = y;
+        deliver(dst0, dst1, buf, i, y);
+    }
     h[0] = x1; h[1] = x2; h[2] = y1; h[3] = y2;
+}
+
+/* Sections A then B; B's input history is A's output history. */
+static inline void two_sections(const double *restrict ca, const double *restrict cb, rt_v2d *restrict ha,
+                                rt_v2d *restrict hb, rt_v2d *restrict buf, uint32_t n,
+                                const float *src0, const float *src1, float *dst0, float *dst1)
+{
+    const rt_v2d ab0 = splat(ca[0]), ab1 = splat(ca[1]), ab2 = splat(ca[2]), aa1 = splat(ca[3]), aa2 = splat(ca[4]);
+    const rt_v2d bb0 = splat(cb[0]), bb1 = splat(cb[1]), bb2 = splat(cb[2]), ba1 = splat(cb[3]), ba2 = splat(cb[4]);
+    rt_v2d x1 = ha[0], x2 = ha[1], m1 = ha[2], m2 = ha[3], y1 = hb[2], y2 = hb[3];
+    for (uint32_t i = 0; i < n; i++) {
+        rt_v2d x = fetch(src0, src1, buf, i);
+        rt_v2d m = (ab0 * x + ab1 * x1 + ab2 * x2 - aa2 * m2) - aa1 * m1;
+        rt_v2d y = (bb0 * m + bb1 * m1 + bb2 * m2 - ba2 * y2) - ba1 * y1;
+        x2 = x1; x1 = x;
+        m2 = m1; m1 = m;
+        y2 = y1; y1 = y;
+        deliver(dst0, dst1, buf, i, y);
+    }
+    ha[0] = x1; ha[1] = x2; ha[2] = m1; ha[3] = m2;
+    hb[0] = m1; hb[1] = m2; hb[2] = y1; hb[3] = y2;
+}
+
+/* Gather/scatter one channel pair's history for every section. */
+static void load_history(const rt_biquad *bq, uint32_t ch0, uint32_t ch1, rt_v2d *hist)
+{
+    const uint32_t stride = state_stride(bq);
+    const double *s0 = bq->state + (size_t)ch0 * stride, *s1 = bq->state + (size_t)ch1 * stride;
+    for (uint32_t k = 0; k < stride; k++) hist[k] = (rt_v2d){s0[k], s1[k]};
+}
+
+static void store_history(rt_biquad *bq, uint32_t ch0, uint32_t ch1, const rt_v2d *hist)
+{
+    const uint32_t stride = state_stride(bq);
+    double *s0 = bq->state + (size_t)ch0 * stride, *s1 = bq->state + (size_t)ch1 * stride;
+    for (uint32_t k = 0; k < stride; k++) {
+        s1[k] = hist[k][1];
+        s0[k] = hist[k][0];  /* written last: for an odd channel out, ch1 == ch0 */
+    }
+}
+
+RT_HOT_CLONES
+static void run_pair(rt_biquad *bq, uint32_t ch0, uint32_t ch1, const float *const *in, float *const *out,
+                     uint32_t offset, uint32_t n)
+{
+    rt_v2d *lanes = bq->lanes, *hist = bq->hist;
+    const float *src0 = in[ch0] + offset, *src1 = in[ch1] + offset;
+    float *dst0 = out[ch0] + offset, *dst1 = out[ch1] + offset;
+    load_history(bq, ch0, ch1, hist);
+    /* The first group reads the float input, the last writes the float output,
+     * groups in between work on `lanes`. */
+    const uint32_t sections = bq->sections;
+    for (uint32_t s = 0; s < sections;) {
+        const int first = s == 0, pair = s + 1 < sections, last = s + (pair ? 2u : 1u) == sections;
+        const float *a = first ? src0 : NULL, *b = first ? src1 : NULL;
+        float *c = last ? dst0 : NULL, *d = last ? dst1 : NULL;
+        if (pair) {
+            two_sections(bq->coeffs + 5u * s, bq->coeffs + 5u * (s + 1), hist + 4u * s, hist + 4u * (s + 1),
+                         lanes, n, a, b, c, d);
+            s += 2;
+        } else {
+            one_section(bq->coeffs + 5u * s, hist + 4u * s, lanes, n, a, b, c, d);
+            s += 1;
+        }
+    }
+    store_history(bq, ch0, ch1, hist);
 }
 
 uint32_t rt_biquad_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
@@ -178,15 +272,9 @@ uint32_t rt_biquad_process(rt_biquad *bq, const float *const *in, float *const *
     while (done < frames) {
         uint32_t n = RT_BQ_CHUNK - bq->grid_phase;
         if (n > frames - done) n = frames - done;
-        for (uint32_t ch = 0; ch < bq->channels; ch++) {
-            double *st = bq->state + (size_t)ch * stride;
-            const float *x = in[ch] + done;
-            float *y = out[ch] + done;
-            for (uint32_t i = 0; i < n; i++) bq->scratch[i] = x[i];
-            for (uint32_t s = 0; s < bq->sections; s++)
-                section_run(bq->coeffs + 5u * s, st + 4u * s, bq->scratch, n);
-            for (uint32_t i = 0; i < n; i++) y[i] = (float)bq->scratch[i];
-        }
+        /* An odd last channel runs in both lanes of its pair (same data twice). */
+        for (uint32_t ch = 0; ch < bq->channels; ch += 2)
+            run_pair(bq, ch, ch + 1 < bq->channels ? ch + 1 : ch, in, out, done, n);
         bq->grid_phase += n;
         done += n;
         if (bq->grid_phase == RT_BQ_CHUNK) {

@@ -12,6 +12,18 @@
 
 #define RT_PI 3.14159265358979323846
 
+/* Hot loops are compiled twice, for baseline x86-64 and for x86-64-v3 (AVX2 +
+ * FMA), and the loader picks one per machine (GCC/clang target_clones, ifunc).
+ * No -march=native: a build must run on any x86-64. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#define RT_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define RT_HOT_CLONES
+#endif
+
+/* Two doubles processed together (one SSE2/NEON register): a channel pair. */
+typedef double rt_v2d __attribute__((vector_size(16)));
+
 static inline double rt_flush_tiny(double v) { return (v < RT_STATE_FLOOR && v > -RT_STATE_FLOOR) ? 0.0 : v; }
 
 #endif

@@ -1,0 +1,45 @@
+"""The installed `auralis-rt` console script."""
+
+import shutil
+import subprocess
+import sys
+
+
+
+import engine
+
+
+def run(*args):
+    exe = shutil.which("auralis-rt")
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "engine", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_console_script_is_installed():
+    assert shutil.which("auralis-rt"), "pip install should put auralis-rt on PATH"
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"auralis-rt {engine.__version__}"
+    assert engine.__version__ != "0+unknown"
+
+
+def test_help_lists_commands():
+    r = run("--help")
+    assert r.returncode == 0
+    assert "usage: auralis-rt" in r.stdout and "info" in r.stdout
+
+
+def test_info_reports_the_c_extension():
+    r = run("info")
+    assert r.returncode == 0, r.stderr
+    assert "C extension:" in r.stdout and "_rt" in r.stdout
+    assert "peaking, low_shelf, high_shelf, low_pass, high_pass, band_pass, notch, all_pass" in r.stdout
+
+
+def test_unknown_command_is_a_usage_error():
+    r = run("frobnicate")
+    assert r.returncode == 2
+    assert "invalid choice: 'frobnicate'" in r.stderr
