@@ -1,0 +1,251 @@
+"""Streaming audio file input and atomic output for offline rendering.
+
+Reading: every format libsndfile reads (WAV, FLAC, AIFF, OGG/Vorbis, OPUS, MP3, ...) through
+soundfile, block by block; anything else (M4A/AAC/WMA, ...) through ffmpeg streamed as
+float32 over a pipe (never a temporary 16-bit file).  Each block is checked for non-finite
+samples: offline paths refuse them (ARCHITECTURE invariant 3, predecessor defect ENG-09).
+
+Writing: WAV or FLAC at PCM_16 (TPDF dither, 1 LSB peak each of two uniform sources),
+PCM_24 (rounded) or FLOAT (WAV only), into a temporary file beside the target that is
+renamed over it only when the whole render succeeded; on any error or Ctrl-C the
+temporary file is removed and an existing target is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+# libsndfile 1.2.2 returns wrong samples for MP3 reads whose length is not a multiple
+# of the MPEG frame (1152 samples); MP3 is read in such multiples and re-blocked.
+_DECODER_FRAME = {"MP3": 1152}
+WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+
+
+class AudioInputError(Exception):
+    """An input that cannot be read as audio, is empty, or holds non-finite samples."""
+
+
+class AudioOutputError(Exception):
+    """An output that cannot be written (bad path, format or subtype)."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int | None  # None when the decoder cannot tell in advance (ffmpeg streams)
+    format: str         # "WAV", "FLAC", ... or "ffmpeg:<codec>"
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.frames is None else self.frames / self.sample_rate
+
+
+def _check_finite(path: str, block: np.ndarray, first_frame: int) -> None:
+    finite = np.isfinite(block)
+    if not finite.all():
+        frame, channel = np.argwhere(~finite)[0]
+        raise AudioInputError(
+            f"{path}: non-finite sample ({block[frame, channel]}) at frame {first_frame + frame}, "
+            f"channel {channel + 1}; refusing to process it"
+        )
+
+
+class AudioReader:
+    """Reads a file in blocks of float32 frames x channels.  Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        p = Path(self.path)
+        if not p.exists():
+            raise AudioInputError(f"{self.path}: no such file")
+        if p.is_dir():
+            raise AudioInputError(f"{self.path}: is a directory, not an audio file")
+        self._sf: sf.SoundFile | None = None
+        self._proc: subprocess.Popen | None = None
+        try:
+            self._sf = sf.SoundFile(self.path)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            self.info = self._probe_ffmpeg(str(exc))
+        else:
+            self.info = AudioInfo(self.path, self._sf.samplerate, self._sf.channels,
+                                  self._sf.frames, self._sf.format)
+        if self.info.frames == 0:
+            self.close()
+            raise AudioInputError(f"{self.path}: holds no audio frames")
+
+    def _probe_ffmpeg(self, sndfile_error: str) -> AudioInfo:
+        if not shutil.which("ffprobe") or not shutil.which("ffmpeg"):
+            raise AudioInputError(f"{self.path}: not readable by libsndfile ({sndfile_error}) and ffmpeg is not installed")
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+             "stream=codec_name,sample_rate,channels", "-of", "json", self.path],
+            capture_output=True, text=True, timeout=60)
+        streams = json.loads(probe.stdout or "{}").get("streams", []) if probe.returncode == 0 else []
+        if not streams:
+            raise AudioInputError(f"{self.path}: cannot be read as audio (not a format libsndfile or ffmpeg knows, "
+                                  f"or the file is corrupt)")
+        stream = streams[0]
+        return AudioInfo(self.path, int(stream["sample_rate"]), int(stream["channels"]), None,
+                         f"ffmpeg:{stream.get('codec_name', '?')}")
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        """Yield float32 arrays shaped (frames, channels); the last may be shorter."""
+        if self._sf is None:
+            yield from self._ffmpeg_blocks(block_frames)
+            return
+        unit = _DECODER_FRAME.get(self.info.format, 1)
+        read_frames = -(-block_frames // unit) * unit
+        done = 0
+        pending = np.empty((0, self.info.channels), np.float32)
+        try:
+            while True:
+                chunk = self._sf.read(read_frames, dtype="float32", always_2d=True)
+                if chunk.shape[0] == 0:
+                    break
+                _check_finite(self.path, chunk, done + pending.shape[0])
+                pending = np.concatenate([pending, chunk]) if pending.shape[0] else chunk
+                while pending.shape[0] >= block_frames:
+                    block, pending = pending[:block_frames], pending[block_frames:]
+                    done += block.shape[0]
+                    yield block
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioInputError(f"{self.path}: read failed after {done} frames ({exc})") from exc
+        if pending.shape[0]:
+            done += pending.shape[0]
+            yield pending
+        if done == 0:
+            raise AudioInputError(f"{self.path}: holds no audio frames")
+
+    def _ffmpeg_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        channels = self.info.channels
+        self._proc = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-v", "error", "-i", self.path, "-map", "0:a:0", "-f", "f32le",
+             "-acodec", "pcm_f32le", "-ac", str(channels), "-ar", str(self.info.sample_rate), "pipe:1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        frame_bytes = 4 * channels
+        done = 0
+        assert self._proc.stdout is not None
+        while True:
+            raw = self._proc.stdout.read(block_frames * frame_bytes)
+            if not raw:
+                break
+            usable = len(raw) - len(raw) % frame_bytes
+            block = np.frombuffer(raw[:usable], dtype="<f4").astype(np.float32).reshape(-1, channels)
+            _check_finite(self.path, block, done)
+            done += block.shape[0]
+            yield block
+        err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
+        if self._proc.wait() != 0:
+            raise AudioInputError(f"{self.path}: ffmpeg failed after {done} frames ({err.splitlines()[-1] if err else 'no message'})")
+        if done == 0:
+            raise AudioInputError(f"{self.path}: holds no audio frames")
+
+    def close(self) -> None:
+        if self._sf is not None:
+            self._sf.close()
+            self._sf = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            for stream in (self._proc.stdout, self._proc.stderr):
+                if stream:
+                    stream.close()
+            self._proc = None
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_all(path: str | os.PathLike, block_frames: int = 65536) -> tuple[np.ndarray, int]:
+    """The whole file as float32 (frames, channels) and its sample rate (for tests and analysis)."""
+    with AudioReader(path) as reader:
+        blocks = list(reader.blocks(block_frames))
+        return np.concatenate(blocks, axis=0), reader.info.sample_rate
+
+
+class AtomicWriter:
+    """Writes a WAV/FLAC file through a temporary file that replaces the target on commit().
+
+    Use as a context manager: leaving the block without commit() (an exception, Ctrl-C)
+    deletes the temporary file and leaves any existing target as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, subtype: str = "PCM_24",
+                 dither_seed: int = 0):
+        self.path = Path(path)
+        fmt = WRITE_FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise AudioOutputError(f"{self.path}: output must end in {' or '.join(WRITE_FORMATS)}")
+        if subtype not in SUBTYPES:
+            raise AudioOutputError(f"{self.path}: subtype {subtype!r} is not one of {', '.join(SUBTYPES)}")
+        if fmt == "FLAC" and subtype == "FLOAT":
+            raise AudioOutputError(f"{self.path}: FLAC cannot hold FLOAT samples; use PCM_16 or PCM_24")
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        if not directory.is_dir():
+            raise AudioOutputError(f"{self.path}: directory {directory} does not exist")
+        if not os.access(directory, os.W_OK):
+            raise AudioOutputError(f"{self.path}: directory {directory} is not writable")
+        if self.path.is_dir():
+            raise AudioOutputError(f"{self.path}: is a directory")
+        self.subtype = subtype
+        self.channels = channels
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=directory)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._rng = np.random.default_rng(dither_seed)
+        try:
+            self._sf = sf.SoundFile(self._tmp, "w", samplerate=sample_rate, channels=channels,
+                                    subtype=subtype, format=fmt)
+        except Exception as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise AudioOutputError(f"{self.path}: cannot open for writing ({exc})") from exc
+        self.frames_written = 0
+        self._done = False
+
+    def write(self, block: np.ndarray) -> None:
+        """Write float32 (frames, channels) samples (nominal range [-1, 1))."""
+        if self.subtype == "PCM_16":
+            noise = self._rng.random(block.shape) - self._rng.random(block.shape)  # TPDF, +-1 LSB
+            data = np.clip(np.round(block.astype(np.float64) * 32768.0 + noise), -32768, 32767).astype(np.int16)
+        elif self.subtype == "PCM_24":
+            data = (np.clip(np.round(block.astype(np.float64) * 8388608.0), -8388608, 8388607)
+                    .astype(np.int32) << 8)
+        else:
+            data = np.ascontiguousarray(block, dtype=np.float32)
+        self._sf.write(data)
+        self.frames_written += block.shape[0]
+
+    def commit(self) -> None:
+        self._sf.close()
+        os.replace(self._tmp, self.path)
+        self._done = True
+
+    def abort(self) -> None:
+        if not self._done:
+            self._sf.close()
+            self._tmp.unlink(missing_ok=True)
+            self._done = True
+
+    def __enter__(self) -> "AtomicWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
