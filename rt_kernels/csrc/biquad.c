@@ -9,6 +9,7 @@
  * absolute frame count, not to the caller's blocks); tiny state is flushed at
  * each grid point.  That keeps the output bit-identical for any block size. */
 #define RT_BQ_CHUNK 128
+#define RT_BQ_HISTORY 6  /* per section: x1 x2 x3 y1 y2 y3 */
 
 struct rt_biquad {
     uint32_t channels;
@@ -16,8 +17,8 @@ struct rt_biquad {
     uint32_t grid_phase;  /* frames processed since the last grid point */
     double sample_rate;
     double *coeffs;       /* sections * 5: b0 b1 b2 a1 a2 */
-    double *state;        /* per channel, per section: x1 x2 y1 y2 */
-    rt_v2d *hist;         /* one channel pair's history while it runs: sections * 4 */
+    double *state;        /* per channel, per section: x1 x2 x3 y1 y2 y3 */
+    rt_v2d *hist;         /* one channel pair's history while it runs */
     rt_v2d lanes[RT_BQ_CHUNK];
 };
 
@@ -106,7 +107,7 @@ int rt_biquad_design(int type, double fs, double f0, double q, double gain_db,
     return 0;
 }
 
-static uint32_t state_stride(const rt_biquad *bq) { return 4u * bq->sections; }
+static uint32_t state_stride(const rt_biquad *bq) { return RT_BQ_HISTORY * bq->sections; }
 
 rt_biquad *rt_biquad_create(uint32_t channels, uint32_t sections, double sample_rate)
 {
@@ -184,29 +185,71 @@ static inline void deliver(float *dst0, float *dst1, rt_v2d *buf, uint32_t i, rt
     }
 }
 
-static inline void one_section(const double *restrict c, rt_v2d *restrict h, rt_v2d *restrict buf, uint32_t n,
-                               const float *src0, const float *src1, float *dst0, float *dst1)
+/* A section that runs alone uses a two-sample look-ahead form: with
+ *   f[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2],
+ * an even frame n is y[n] = f[n] - a2 y[n-2] - a1 y[n-1]            (form A)
+ * and an odd frame n is y[n] = f[n] - a1 f[n-1] + (a1^2 - a2) y[n-2] + a1 a2 y[n-3]  (form B),
+ * the same filter with y[n-1] eliminated, so a pair of frames costs one
+ * multiply-add of recursion latency instead of two.  Which form a frame gets
+ * depends only on the parity of its absolute index, and a frame computed alone
+ * uses the same expression as inside a pair: the output is bit-identical for
+ * any block split.  History: x1 x2 x3 y1 y2 y3. */
+static inline rt_v2d feed(rt_v2d b0, rt_v2d b1, rt_v2d b2, rt_v2d x, rt_v2d x1, rt_v2d x2)
 {
-    const rt_v2d b0 = splat(c[0]), b1 = splat(c[1]), b2 = splat(c[2]), a1 = splat(c[3]), a2 = splat(c[4]);
-    rt_v2d x1 = h[0], x2 = h[1], y1 = h[2], y2 = h[3];
-    for (uint32_t i = 0; i < n; i++) {
-        rt_v2d x = fetch(src0, src1, buf, i);
-        rt_v2d y = (b0 * x + b1 * x1 + b2 * x2 - a2 * y2) - a1 * y1;
-        x2 = x1; x1 = x;
-        y2 = y1; y1 = y;
-        deliver(dst0, dst1, buf, i, y);
-    }
-    h[0] = x1; h[1] = x2; h[2] = y1; h[3] = y2;
+    return b0 * x + b1 * x1 + b2 * x2;
 }
 
-/* Sections A then B; B's input history is A's output history. */
+static inline rt_v2d form_a(rt_v2d f, rt_v2d a1, rt_v2d a2, rt_v2d y1, rt_v2d y2) { return (f - a2 * y2) - a1 * y1; }
+
+static inline rt_v2d form_b(rt_v2d f, rt_v2d f_prev, rt_v2d a1, rt_v2d k1, rt_v2d k2, rt_v2d y2, rt_v2d y3)
+{
+    return ((f - a1 * f_prev) + k2 * y3) + k1 * y2;
+}
+
+static inline void one_section(const double *restrict c, rt_v2d *restrict h, rt_v2d *restrict buf, uint32_t n,
+                               uint32_t odd_start, const float *src0, const float *src1, float *dst0, float *dst1)
+{
+    const rt_v2d b0 = splat(c[0]), b1 = splat(c[1]), b2 = splat(c[2]), a1 = splat(c[3]), a2 = splat(c[4]);
+    const rt_v2d k1 = splat(c[3] * c[3] - c[4]), k2 = splat(c[3] * c[4]);
+    rt_v2d x1 = h[0], x2 = h[1], x3 = h[2], y1 = h[3], y2 = h[4], y3 = h[5];
+    uint32_t i = 0;
+    if (odd_start && n > 0) {
+        rt_v2d x = fetch(src0, src1, buf, 0);
+        rt_v2d y = form_b(feed(b0, b1, b2, x, x1, x2), feed(b0, b1, b2, x1, x2, x3), a1, k1, k2, y2, y3);
+        x3 = x2; x2 = x1; x1 = x;
+        y3 = y2; y2 = y1; y1 = y;
+        deliver(dst0, dst1, buf, 0, y);
+        i = 1;
+    }
+    for (; i + 1 < n; i += 2) {
+        rt_v2d xa = fetch(src0, src1, buf, i), xb = fetch(src0, src1, buf, i + 1);
+        rt_v2d fa = feed(b0, b1, b2, xa, x1, x2), fb = feed(b0, b1, b2, xb, xa, x1);
+        rt_v2d ya = form_a(fa, a1, a2, y1, y2);
+        rt_v2d yb = form_b(fb, fa, a1, k1, k2, y1, y2);
+        x3 = x1; x2 = xa; x1 = xb;
+        y3 = y1; y2 = ya; y1 = yb;
+        deliver(dst0, dst1, buf, i, ya);
+        deliver(dst0, dst1, buf, i + 1, yb);
+    }
+    if (i < n) {
+        rt_v2d x = fetch(src0, src1, buf, i);
+        rt_v2d y = form_a(feed(b0, b1, b2, x, x1, x2), a1, a2, y1, y2);
+        x3 = x2; x2 = x1; x1 = x;
+        y3 = y2; y2 = y1; y1 = y;
+        deliver(dst0, dst1, buf, i, y);
+    }
+    h[0] = x1; h[1] = x2; h[2] = x3; h[3] = y1; h[4] = y2; h[5] = y3;
+}
+
+/* Sections A then B, each sample through both (the two recursions overlap);
+ * B's input history is A's output history.  Uses x1 x2 y1 y2 of the history. */
 static inline void two_sections(const double *restrict ca, const double *restrict cb, rt_v2d *restrict ha,
                                 rt_v2d *restrict hb, rt_v2d *restrict buf, uint32_t n,
                                 const float *src0, const float *src1, float *dst0, float *dst1)
 {
     const rt_v2d ab0 = splat(ca[0]), ab1 = splat(ca[1]), ab2 = splat(ca[2]), aa1 = splat(ca[3]), aa2 = splat(ca[4]);
     const rt_v2d bb0 = splat(cb[0]), bb1 = splat(cb[1]), bb2 = splat(cb[2]), ba1 = splat(cb[3]), ba2 = splat(cb[4]);
-    rt_v2d x1 = ha[0], x2 = ha[1], m1 = ha[2], m2 = ha[3], y1 = hb[2], y2 = hb[3];
+    rt_v2d x1 = ha[0], x2 = ha[1], m1 = ha[3], m2 = ha[4], y1 = hb[3], y2 = hb[4];
     for (uint32_t i = 0; i < n; i++) {
         rt_v2d x = fetch(src0, src1, buf, i);
         rt_v2d m = (ab0 * x + ab1 * x1 + ab2 * x2 - aa2 * m2) - aa1 * m1;
@@ -216,8 +259,8 @@ static inline void two_sections(const double *restrict ca, const double *restric
         y2 = y1; y1 = y;
         deliver(dst0, dst1, buf, i, y);
     }
-    ha[0] = x1; ha[1] = x2; ha[2] = m1; ha[3] = m2;
-    hb[0] = m1; hb[1] = m2; hb[2] = y1; hb[3] = y2;
+    ha[0] = x1; ha[1] = x2; ha[3] = m1; ha[4] = m2;
+    hb[0] = m1; hb[1] = m2; hb[3] = y1; hb[4] = y2;
 }
 
 /* Gather/scatter one channel pair's history for every section. */
@@ -253,12 +296,12 @@ static void run_pair(rt_biquad *bq, uint32_t ch0, uint32_t ch1, const float *con
         const int first = s == 0, pair = s + 1 < sections, last = s + (pair ? 2u : 1u) == sections;
         const float *a = first ? src0 : NULL, *b = first ? src1 : NULL;
         float *c = last ? dst0 : NULL, *d = last ? dst1 : NULL;
+        rt_v2d *h = hist + RT_BQ_HISTORY * s;
         if (pair) {
-            two_sections(bq->coeffs + 5u * s, bq->coeffs + 5u * (s + 1), hist + 4u * s, hist + 4u * (s + 1),
-                         lanes, n, a, b, c, d);
+            two_sections(bq->coeffs + 5u * s, bq->coeffs + 5u * (s + 1), h, h + RT_BQ_HISTORY, lanes, n, a, b, c, d);
             s += 2;
         } else {
-            one_section(bq->coeffs + 5u * s, hist + 4u * s, lanes, n, a, b, c, d);
+            one_section(bq->coeffs + 5u * s, h, lanes, n, bq->grid_phase & 1u, a, b, c, d);
             s += 1;
         }
     }
