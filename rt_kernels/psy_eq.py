@@ -247,21 +247,26 @@ class PsychoacousticEQ(Kernel):
     ``set_gains_db(g)`` commands the magnitude at each band centre (25 values in
     +-12 dB); the section gains are solved for the interaction between bands
     (Valimaki & Liski 2017, plus exact-response correction steps), allocation-free,
-    so it may run on the audio thread.  Coefficients change at the next block (no
-    ramp: send small steps for slow adaptive changes).  Bands above Nyquist
-    (``active_bands`` < 25 below 40.1 kHz) ignore their command.
+    so the C call may run on the audio thread.  The section gains then move linearly
+    in dB to their solved values over ``ramp_ms`` (redesigned every 32 frames of the
+    absolute frame count, so the output does not depend on block sizes); gains given
+    to the constructor, ``set_gains_db(..., immediate=True)`` and ``reset()`` land at
+    once.  Bands above Nyquist (``active_bands`` < 25 below 40.1 kHz) ignore their
+    command.
     """
 
     _prefix = "rt_psy_eq"
     band_edges_hz = BAND_EDGES_HZ
     band_centres_hz = BAND_CENTRES_HZ
 
-    def __init__(self, channels: int, sample_rate: float, gains_db: Sequence[float] | None = None):
+    def __init__(self, channels: int, sample_rate: float, gains_db: Sequence[float] | None = None,
+                 ramp_ms: float = 20.0):
         super().__init__(channels, sample_rate)
-        self._adopt(lib.rt_psy_eq_create(self.channels, self.sample_rate))
+        self.ramp_ms = check.number("PsychoacousticEQ", "ramp_ms", ramp_ms, 0.0, float(lib.RT_PSY_EQ_MAX_RAMP_MS), "ms")
+        self._adopt(lib.rt_psy_eq_create(self.channels, self.sample_rate, self.ramp_ms))
         self._gains_db = np.zeros(BANDS)
         if gains_db is not None:
-            self.set_gains_db(gains_db)
+            self.set_gains_db(gains_db, immediate=True)
 
     @property
     def active_bands(self) -> int:
@@ -272,9 +277,16 @@ class PsychoacousticEQ(Kernel):
         """The command in force (25 values, dB at each band centre)."""
         return self._gains_db.copy()
 
-    def set_gains_db(self, gains_db: Sequence[float]) -> None:
+    @property
+    def ramp_frames_left(self) -> int:
+        """Frames until the last gain change is complete (0 when settled)."""
+        return int(lib.rt_psy_eq_ramp_frames_left(self._state))
+
+    def set_gains_db(self, gains_db: Sequence[float], immediate: bool = False) -> None:
+        """Command 25 gains (dB at the band centres, each in [-12, 12])."""
         gains = _db_vector("PsychoacousticEQ.set_gains_db", "gains_db", gains_db, -MAX_GAIN_DB, MAX_GAIN_DB)
-        if lib.rt_psy_eq_set_gains_db(self._state, ffi.new("double[]", gains.tolist())) != 0:
+        setter = lib.rt_psy_eq_set_gains_db_now if immediate else lib.rt_psy_eq_set_gains_db
+        if setter(self._state, ffi.new("double[]", gains.tolist())) != 0:
             raise RuntimeError(f"rt_psy_eq_set_gains_db refused the validated command {gains.tolist()}")
         self._gains_db = gains
 
@@ -284,7 +296,7 @@ class PsychoacousticEQ(Kernel):
         return np.frombuffer(ffi.buffer(buf), dtype=np.float64).copy()
 
     def section_gains_db(self) -> np.ndarray:
-        """The solved gain of each peaking section (may exceed +-12 dB)."""
+        """The gain of each peaking section now (solved: may exceed +-12 dB; mid-ramp: the value reached)."""
         return self._read(lib.rt_psy_eq_section_gains_db, BANDS)
 
     def sos(self) -> np.ndarray:

@@ -87,7 +87,7 @@ def test_random_commands_are_realized_at_band_centres(fs):
     worst = 0.0
     for _ in range(100):
         command = rng.uniform(-12, 12, BANDS)
-        eq.set_gains_db(command)
+        eq.set_gains_db(command, immediate=True)
         worst = max(worst, np.max(np.abs(realized_centre_db(eq, fs) - command)))
     assert worst < 0.5
 
@@ -164,6 +164,72 @@ def test_gain_change_between_blocks_is_glitch_free_and_finite(rng):
     assert np.all(np.isfinite(y)) and np.max(np.abs(y)) < 40 * np.max(np.abs(x))
 
 
+def test_gain_ramp_reaches_the_solved_gains_linearly():
+    fs, command = 48000, EXTREMES["alternating+-12"]
+    solved = PsychoacousticEQ(1, fs, command).section_gains_db()
+    eq = PsychoacousticEQ(1, fs, ramp_ms=20.0)
+    eq.set_gains_db(command)
+    assert eq.ramp_frames_left == 960
+    x = np.zeros((1, 480), dtype=np.float32)
+    eq.process(x)
+    np.testing.assert_allclose(eq.section_gains_db(), 0.5 * solved, atol=1e-12)  # halfway, linear in dB
+    eq.process(x)
+    assert eq.ramp_frames_left == 0
+    np.testing.assert_array_equal(eq.section_gains_db(), solved)
+    np.testing.assert_allclose(realized_centre_db(eq, fs), command, atol=0.5)
+
+
+def test_gain_ramp_avoids_the_click_of_a_coefficient_jump():
+    fs = 48000
+    x = (0.5 * np.sin(2 * np.pi * 200 * np.arange(fs) / fs))[None, :].astype(np.float32)
+    roughness = {}
+    for ramp_ms in (0.0, 20.0):
+        eq = PsychoacousticEQ(1, fs, ramp_ms=ramp_ms)
+        before = eq.process(np.ascontiguousarray(x[:, :10000]))
+        eq.set_gains_db(EXTREMES["alternating+-12"])
+        after = eq.process(np.ascontiguousarray(x[:, 10000:]))
+        curvature = np.abs(np.diff(np.concatenate([before, after], axis=1)[0].astype(np.float64), 2))
+        # worst second difference around the change, relative to the settled output's
+        roughness[ramp_ms] = curvature[9990:12000].max() / curvature[20000:].max()
+    assert roughness[0.0] > 5.0  # the jump clicks (so this measure can see a click)
+    assert roughness[20.0] < 2.5
+
+
+@pytest.mark.parametrize("size", BLOCK_SIZES)
+def test_block_size_invariance_with_gain_ramps(size, rng):
+    x = noise(rng, 2, 6000)
+    commands = [rng.uniform(-12, 12, BANDS) for _ in range(3)]
+    changes = (0, 1000, 1500, 6000)  # gains change at these absolute frames
+
+    def run(block):
+        eq = PsychoacousticEQ(2, 44100, ramp_ms=15.0)
+        pieces = []
+        for command, start, stop in zip(commands, changes, changes[1:]):
+            eq.set_gains_db(command)
+            pieces.append(in_blocks(eq.process, np.ascontiguousarray(x[:, start:stop]), block))
+        return np.concatenate(pieces, axis=1)
+
+    assert np.array_equal(run(size), run(x.shape[1]))
+
+
+def test_c_interface_refuses_bad_commands_and_keeps_the_old_ones():
+    from rt_kernels._ffi import ffi, lib
+    assert lib.rt_psy_eq_create(2, 44100, -1.0) == ffi.NULL
+    assert lib.rt_psy_eq_create(0, 44100, 0.0) == ffi.NULL
+    state = ffi.gc(lib.rt_psy_eq_create(1, 44100, 0.0), lib.rt_psy_eq_destroy)
+    good = ffi.new("double[]", [6.0] * BANDS)
+    assert lib.rt_psy_eq_set_gains_db(state, good) == 0
+    kept = ffi.new("double[]", BANDS)
+    lib.rt_psy_eq_section_gains_db(state, kept)
+    for bad_value in (math.nan, math.inf, 12.01):
+        bad = ffi.new("double[]", [6.0] * BANDS)
+        bad[7] = bad_value
+        assert lib.rt_psy_eq_set_gains_db(state, bad) == -1
+        now = ffi.new("double[]", BANDS)
+        lib.rt_psy_eq_section_gains_db(state, now)
+        assert list(now) == list(kept)
+
+
 @pytest.mark.parametrize("frames", (0, 1, 7, 64))
 def test_frames_out_equal_frames_in(frames, rng):
     eq = PsychoacousticEQ(2, 48000, rng.uniform(-12, 12, BANDS))
@@ -185,6 +251,8 @@ def test_parameter_validation_messages():
         PsychoacousticEQ(2, 4000)
     with pytest.raises(ValueError, match=r"PsychoacousticEQ: channels = 0 is outside"):
         PsychoacousticEQ(0, 48000)
+    with pytest.raises(ValueError, match=r"PsychoacousticEQ: ramp_ms = -1.0 is outside \[0, 5000\] ms"):
+        PsychoacousticEQ(2, 48000, ramp_ms=-1.0)
     eq = PsychoacousticEQ(2, 48000)
     good = np.zeros(BANDS)
     with pytest.raises(ValueError, match=r"set_gains_db: gains_db has 24 values; expected 25"):

@@ -16,6 +16,9 @@
 #define CORRECTION_STEPS 4
 /* Section gains are kept inside this bound (rt_biquad_design accepts +-60 dB). */
 #define SECTION_GAIN_LIMIT_DB 40.0
+/* During a gain ramp the sections are redesigned every RAMP_STEP_FRAMES frames,
+ * counted from the absolute frame count (so any block split gives the same output). */
+#define RAMP_STEP_FRAMES 32u
 
 /* Zwicker's critical-band edges (Zwicker & Terhardt, JASA 68, 1980), with the first
  * edge at 20 Hz and a 25th band 15.5-20 kHz closing the audible range. */
@@ -34,8 +37,15 @@ struct rt_psy_eq {
     double cos_w[NB], cos_2w[NB]; /* at each band centre */
     double inverse[NB * NB];      /* (interaction matrix)^-1, active x active, row major */
     double command_db[NB];
-    double section_db[NB];
-    double coeffs[NB * 5];
+    double section_db[NB];        /* section gains in use now */
+    double ramp_from_db[NB], ramp_to_db[NB];
+    double coeffs[NB * 5];        /* in use now */
+    double target_coeffs[NB * 5]; /* at the end of the ramp (the solved command) */
+    uint32_t ramp_steps;          /* ramp length in RAMP_STEP_FRAMES steps (0: no ramp) */
+    uint32_t ramp_steps_left;
+    uint32_t step_phase;          /* frames since the last step grid point */
+    const float **in_ptrs;        /* per-channel pointers into the caller's blocks */
+    float **out_ptrs;
 };
 
 void rt_psy_eq_band_table(double *edges_hz, double *centres_hz, double *q)
@@ -104,13 +114,17 @@ static int invert(double *a, double *inv, uint32_t n)
     return 0;
 }
 
-rt_psy_eq *rt_psy_eq_create(uint32_t channels, double sample_rate)
+rt_psy_eq *rt_psy_eq_create(uint32_t channels, double sample_rate, double ramp_ms)
 {
     if (channels == 0 || !(sample_rate >= 8000.0) || !(sample_rate <= 384000.0)) return NULL;
+    if (!(ramp_ms >= 0.0) || !(ramp_ms <= RT_PSY_EQ_MAX_RAMP_MS)) return NULL;
     rt_psy_eq *eq = calloc(1, sizeof *eq);
     if (!eq) return NULL;
     eq->channels = channels;
     eq->sample_rate = sample_rate;
+    eq->ramp_steps = (uint32_t)ceil(ramp_ms * 1e-3 * sample_rate / RAMP_STEP_FRAMES);
+    eq->in_ptrs = calloc(channels, sizeof *eq->in_ptrs);
+    eq->out_ptrs = calloc(channels, sizeof *eq->out_ptrs);
     double edges[NB + 1];
     rt_psy_eq_band_table(edges, eq->centre_hz, eq->q);
     while (eq->active < NB && edges[eq->active + 1] < 0.5 * sample_rate) eq->active++;
@@ -120,7 +134,7 @@ rt_psy_eq *rt_psy_eq_create(uint32_t channels, double sample_rate)
         eq->cos_2w[k] = cos(2.0 * w);
     }
     eq->cascade = rt_biquad_create(channels, NB, sample_rate);
-    if (!eq->cascade) {
+    if (!eq->cascade || !eq->in_ptrs || !eq->out_ptrs) {
         rt_psy_eq_destroy(eq);
         return NULL;
     }
@@ -143,6 +157,7 @@ rt_psy_eq *rt_psy_eq_create(uint32_t channels, double sample_rate)
         return NULL;
     }
     for (uint32_t b = 0; b < NB; b++) memcpy(eq->coeffs + 5 * b, (double[5]){1, 0, 0, 0, 0}, sizeof(double[5]));
+    memcpy(eq->target_coeffs, eq->coeffs, sizeof eq->coeffs);
     return eq;
 }
 
@@ -150,14 +165,73 @@ void rt_psy_eq_destroy(rt_psy_eq *eq)
 {
     if (!eq) return;
     rt_biquad_destroy(eq->cascade);
+    free(eq->in_ptrs);
+    free(eq->out_ptrs);
     free(eq);
 }
 
-void rt_psy_eq_reset(rt_psy_eq *eq) { rt_biquad_reset(eq->cascade); }
+/* Put coefficients `c` (active x 5) in use. */
+static void use_coefficients(rt_psy_eq *eq, const double *c)
+{
+    for (uint32_t m = 0; m < eq->active; m++) {
+        memcpy(eq->coeffs + 5 * m, c + 5 * m, sizeof(double[5]));
+        rt_biquad_set_coefficients(eq->cascade, m, c + 5 * m);
+    }
+}
+
+static void finish_ramp(rt_psy_eq *eq)
+{
+    eq->ramp_steps_left = 0;
+    memcpy(eq->section_db, eq->ramp_to_db, sizeof eq->section_db);
+    use_coefficients(eq, eq->target_coeffs);
+}
+
+/* One ramp step at a grid point: section gains linear in dB from `from` to `to`. */
+static void ramp_step(rt_psy_eq *eq)
+{
+    if (--eq->ramp_steps_left == 0) {
+        finish_ramp(eq);
+        return;
+    }
+    double t = 1.0 - (double)eq->ramp_steps_left / (double)eq->ramp_steps;
+    for (uint32_t m = 0; m < eq->active; m++) {
+        double g = eq->ramp_from_db[m] + (eq->ramp_to_db[m] - eq->ramp_from_db[m]) * t;
+        double c[5];
+        if (design(eq, m, g, c) == 0) {
+            eq->section_db[m] = g;
+            memcpy(eq->coeffs + 5 * m, c, sizeof c);
+            rt_biquad_set_coefficients(eq->cascade, m, c);
+        }
+    }
+}
+
+/* Reset clears the filter history and lands any ramp on its target (parameters kept). */
+void rt_psy_eq_reset(rt_psy_eq *eq)
+{
+    rt_biquad_reset(eq->cascade);
+    if (eq->ramp_steps_left) finish_ramp(eq);
+    eq->step_phase = 0;
+}
 
 uint32_t rt_psy_eq_process(rt_psy_eq *eq, const float *const *in, float *const *out, uint32_t frames)
 {
-    return rt_biquad_process(eq->cascade, in, out, frames);
+    uint32_t done = 0;
+    while (done < frames) {
+        uint32_t n = frames - done;
+        if (eq->ramp_steps_left) {
+            uint32_t to_grid = RAMP_STEP_FRAMES - eq->step_phase;
+            if (n > to_grid) n = to_grid;
+        }
+        for (uint32_t ch = 0; ch < eq->channels; ch++) {
+            eq->in_ptrs[ch] = in[ch] + done;
+            eq->out_ptrs[ch] = out[ch] + done;
+        }
+        rt_biquad_process(eq->cascade, eq->in_ptrs, eq->out_ptrs, n);
+        done += n;
+        eq->step_phase = (eq->step_phase + n) % RAMP_STEP_FRAMES;
+        if (eq->ramp_steps_left && eq->step_phase == 0) ramp_step(eq);
+    }
+    return frames;
 }
 
 uint32_t rt_psy_eq_latency(const rt_psy_eq *eq) { return 0; }
@@ -180,7 +254,7 @@ int rt_psy_eq_set_gains_db(rt_psy_eq *eq, const double *gains_db)
         if (!isfinite(gains_db[b]) || fabs(gains_db[b]) > RT_PSY_EQ_MAX_COMMAND_DB) return -1;
 
     const uint32_t n = eq->active;
-    double g[NB], trial[NB * 5], realized[NB], residual[NB];
+    double g[NB] = {0}, trial[NB * 5] = {0}, realized[NB] = {0}, residual[NB] = {0};
     /* First solve (the paper's): g = B^-1 t. */
     for (uint32_t i = 0; i < n; i++) {
         double s = 0.0;
@@ -202,12 +276,28 @@ int rt_psy_eq_set_gains_db(rt_psy_eq *eq, const double *gains_db)
     if (design_all(eq, g, trial) != 0) return -1;
 
     for (uint32_t b = 0; b < NB; b++) eq->command_db[b] = gains_db[b];
-    for (uint32_t m = 0; m < n; m++) {
-        eq->section_db[m] = g[m];
-        memcpy(eq->coeffs + 5 * m, trial + 5 * m, sizeof(double[5]));
-        rt_biquad_set_coefficients(eq->cascade, m, trial + 5 * m);
+    memcpy(eq->ramp_from_db, eq->section_db, sizeof eq->section_db);
+    memcpy(eq->ramp_to_db, g, sizeof g);
+    memcpy(eq->target_coeffs, trial, sizeof trial);
+    if (eq->ramp_steps == 0) {
+        finish_ramp(eq);
+    } else {
+        eq->ramp_steps_left = eq->ramp_steps;  /* the first step lands on the next grid point */
     }
     return 0;
+}
+
+int rt_psy_eq_set_gains_db_now(rt_psy_eq *eq, const double *gains_db)
+{
+    if (rt_psy_eq_set_gains_db(eq, gains_db) != 0) return -1;
+    if (eq->ramp_steps_left) finish_ramp(eq);
+    return 0;
+}
+
+uint32_t rt_psy_eq_ramp_frames_left(const rt_psy_eq *eq)
+{
+    if (!eq->ramp_steps_left) return 0;
+    return (eq->ramp_steps_left - 1) * RAMP_STEP_FRAMES + (RAMP_STEP_FRAMES - eq->step_phase);
 }
 
 void rt_psy_eq_section_gains_db(const rt_psy_eq *eq, double *dest) { memcpy(dest, eq->section_db, sizeof eq->section_db); }
