@@ -2,8 +2,8 @@
 
 Three parts, each usable on its own:
 
-- :func:`analyze_bands` (background worker): the power spectral density of a
-  signal averaged over each of the 25 critical bands, window-gain compensated so
+- :class:`BandAnalyzer` / :func:`analyze_bands` (background worker, C): the power
+  spectral density of a signal averaged over each of the 25 critical bands, window-gain compensated so
   that white noise, pink noise and tones read as their true spectra (ENG-07).
 - :func:`adaptive_gains_db` (background worker): target minus measured, compared
   after spreading across bands (Schroeder's masking spreading function), level
@@ -14,10 +14,8 @@ Three parts, each usable on its own:
   measured < 0.01 dB).  :func:`linear_phase_eq` applies the same curve offline as a
   linear-phase FIR, latency reported.
 
-Analysis and gains are numpy/scipy rather than C: they run on the background worker
-(never on the audio thread), once per analysis window, and their core is an FFT that
-numpy/scipy already do well; a hand-written C FFT would add code without adding
-real-time safety.  Everything that runs per sample is C.
+The analysis and the EQ are C; the gain computation (25 numbers, once per analysis)
+and the offline FIR design are numpy/scipy on the background worker.
 
 Bands: Zwicker's critical-band edges (Zwicker & Terhardt 1980) from 20 Hz, with a
 25th band 15.5-20 kHz; centres are the geometric means of the edges; at sample rates
@@ -35,7 +33,7 @@ import numpy as np
 from scipy import signal
 
 from rt_kernels import _validate as check
-from rt_kernels._ffi import ffi, lib
+from rt_kernels._ffi import channel_pointers, ffi, lib
 from rt_kernels.kernel import Kernel
 
 BANDS = int(lib.RT_PSY_EQ_BANDS)
@@ -100,41 +98,65 @@ class BandAnalysis:
         return not self.mean_square > SILENCE_MEAN_SQUARE
 
 
-def analysis_fft_size(sample_rate: float) -> int:
-    """FFT length giving bins of at most 4 Hz (band 1, 20-100 Hz, gets 20 or more)."""
-    return 1 << int(np.ceil(np.log2(sample_rate / 4.0)))
+class BandAnalyzer(Kernel):
+    """Streaming band analysis in C (rt_kernels/csrc/psy_analysis.c): feed blocks, read
+    :meth:`result` between blocks.
+
+    Welch's method: periodic Hann segments of ``fft_size`` frames (the smallest power
+    of two >= sample_rate / 4, so bins are <= 4 Hz apart) at 50 % overlap, aligned to
+    the absolute frame count, no detrending, each periodogram scaled by
+    2 / (sample_rate * sum(window**2)).  That window-energy compensation is what makes
+    noise read at its true density and a sine's band power equal its mean square
+    (ENG-07: the predecessor compared windowed analysis with unwindowed filtering).
+    Channels are pooled by power.  cffi releases the GIL for the C calls, so a worker
+    thread running it does not hold up the control thread.
+    """
+
+    _prefix = "rt_psy_analysis"
+
+    def __init__(self, channels: int, sample_rate: float):
+        super().__init__(channels, sample_rate)
+        self._adopt(lib.rt_psy_analysis_create(self.channels, self.sample_rate))
+        self.frames_seen = 0
+
+    @property
+    def fft_size(self) -> int:
+        return int(lib.rt_psy_analysis_fft_size(self._state))
+
+    def reset(self) -> None:
+        super().reset()
+        self.frames_seen = 0
+
+    def process(self, block: np.ndarray) -> int:  # type: ignore[override]
+        """Analyse a planar float32 block; returns the number of frames read."""
+        block = check.audio_block("BandAnalyzer.process", block, self.channels)
+        done = int(lib.rt_psy_analysis_process(self._state, channel_pointers(block), block.shape[1]))
+        self.frames_seen += done
+        return done
+
+    def result(self, where: str = "BandAnalyzer.result", name: str = "the input") -> "BandAnalysis":
+        """The analysis of everything fed since creation or reset (complete segments)."""
+        psd = ffi.new("double[]", BANDS)
+        if lib.rt_psy_analysis_band_psd(self._state, psd) == 0:
+            raise ValueError(f"{where}: {name} has {self.frames_seen} frames; the analysis needs at least "
+                             f"{self.fft_size} (one FFT segment at {self.sample_rate:g} Hz)")
+        band_psd = np.frombuffer(ffi.buffer(psd), dtype=np.float64).copy()
+        return BandAnalysis(self.sample_rate, active_band_count(self.sample_rate), band_psd,
+                            band_psd * np.diff(BAND_EDGES_HZ), float(lib.rt_psy_analysis_mean_square(self._state)))
 
 
 def analyze_bands(audio: np.ndarray, sample_rate: float) -> BandAnalysis:
-    """Band PSD of a planar float32 (channels, frames) signal, by Welch's method.
+    """Band PSD of a whole planar float32 (channels, frames) signal (see :class:`BandAnalyzer`).
 
-    Periodic Hann segments of :func:`analysis_fft_size` frames at 50 % overlap (the
-    whole signal, zero-padded, if it is shorter), no detrending, scaled by the
-    window's energy (``scaling='density'``): the window-gain compensation that makes
-    noise read at its true density and a sine's band power equal its mean square.
-    Raises ValueError for non-finite samples (naming ``audio``) or an empty signal.
+    Raises ValueError for non-finite samples (naming ``audio``, the channel and the
+    frame) or a signal shorter than one FFT segment.
     """
     where = "analyze_bands"
     fs = check.sample_rate(where, sample_rate)
     audio = check.audio_block(where, audio, None, name="audio")
-    frames = audio.shape[1]
-    if frames < 2:
-        raise ValueError(f"{where}: audio has {frames} frames; at least 2 are needed")
-    nfft = analysis_fft_size(fs)
-    nperseg = min(nfft, frames)
-    freqs, psd = signal.welch(audio.astype(np.float64), fs=fs, window="hann", nperseg=nperseg,
-                              noverlap=nperseg // 2, nfft=nfft, detrend=False, return_onesided=True,
-                              scaling="density", average="mean", axis=-1)
-    psd = psd.mean(axis=0)  # channels pooled by power
-    active = active_band_count(fs)
-    band_psd = np.zeros(BANDS)
-    for b in range(active):
-        inside = (freqs >= BAND_EDGES_HZ[b]) & (freqs < BAND_EDGES_HZ[b + 1])
-        band_psd[b] = psd[inside].mean()
-    band_power = band_psd * np.diff(BAND_EDGES_HZ)
-    band_power[active:] = 0.0
-    mean_square = float(np.mean(np.square(audio, dtype=np.float64)))
-    return BandAnalysis(fs, active, band_psd, band_power, mean_square)
+    analyzer = BandAnalyzer(audio.shape[0], fs)
+    analyzer.process(audio)
+    return analyzer.result(where, "audio")
 
 
 # ---------------------------------------------------------------------------------

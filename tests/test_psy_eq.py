@@ -12,12 +12,15 @@ from rt_kernels.psy_eq import (
     BAND_EDGES_HZ,
     BAND_Q,
     BANDS,
+    BandAnalyzer,
     PsychoacousticEQ,
     adaptive_gains_db,
     analyze_bands,
     linear_phase_eq,
     linear_phase_fir,
 )
+from scipy import signal
+
 from tests.conftest import BLOCK_SIZES, in_blocks, noise, subnormal_count
 from tests.cookbook import rbj
 
@@ -296,6 +299,40 @@ def test_pink_noise_reads_minus_3_db_per_octave(fs):
     assert slope == pytest.approx(-3.01, abs=0.1)
 
 
+@pytest.mark.parametrize("fs, channels", [(44100, 2), (48000, 1), (8000, 3)])
+def test_c_analysis_equals_scipy_welch_band_means(fs, channels, rng):
+    x = noise(rng, channels, 3 * fs + 1234)
+    a = analyze_bands(x, fs)
+    nfft = 1 << int(np.ceil(np.log2(fs / 4)))
+    freqs, psd = signal.welch(x.astype(np.float64), fs=fs, window="hann", nperseg=nfft, noverlap=nfft // 2,
+                              detrend=False, scaling="density", axis=-1)
+    psd = psd.mean(axis=0)
+    expected = np.zeros(BANDS)
+    for b in range(a.active_bands):
+        expected[b] = psd[(freqs >= BAND_EDGES_HZ[b]) & (freqs < BAND_EDGES_HZ[b + 1])].mean()
+    np.testing.assert_allclose(a.band_psd, expected, rtol=1e-9, atol=0)
+    assert a.mean_square == pytest.approx(np.mean(x.astype(np.float64) ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("size", BLOCK_SIZES)
+def test_streaming_analysis_is_block_size_invariant(size, rng):
+    x = noise(rng, 2, 40000)
+    whole = BandAnalyzer(2, 44100)
+    whole.process(x)
+    pieces = BandAnalyzer(2, 44100)
+    assert in_blocks(lambda b: np.zeros((1, pieces.process(b))), x, size).shape[1] == x.shape[1]
+    assert np.array_equal(pieces.result().band_psd, whole.result().band_psd)
+    assert pieces.result().mean_square == whole.result().mean_square
+
+
+@pytest.mark.parametrize("frames", (0, 1, 7, 64))
+def test_analyzer_reads_every_frame(frames, rng):
+    analyzer = BandAnalyzer(2, 48000)
+    assert analyzer.process(noise(rng, 2, frames)) == frames
+    with pytest.raises(ValueError, match=rf"BandAnalyzer.result: the input has {frames} frames"):
+        analyzer.result()
+
+
 def test_a_sine_band_power_is_its_mean_square():
     fs, amplitude = 48000, 0.5
     t = np.arange(3 * fs) / fs
@@ -331,8 +368,9 @@ def test_non_finite_analysis_input_is_refused():
     power[3] = -1.0
     with pytest.raises(ValueError, match=r"band_power\[3\] = -1.0 is outside \[0, inf\]"):
         adaptive_gains_db(power, 44100)
-    with pytest.raises(ValueError, match=r"analyze_bands: audio has 0 frames"):
-        analyze_bands(np.zeros((1, 0), np.float32), 44100)
+    with pytest.raises(ValueError, match=r"analyze_bands: audio has 100 frames; the analysis needs at least 16384 "
+                                         r"\(one FFT segment at 44100 Hz\)"):
+        analyze_bands(np.zeros((1, 100), np.float32), 44100)
     with pytest.raises(TypeError, match=r"analyze_bands: audio has dtype float64"):
         analyze_bands(np.zeros((1, 100)), 44100)
     with pytest.raises(ValueError, match=r"target = 'loud' is not one of flat, warm, bright"):
