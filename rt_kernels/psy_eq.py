@@ -3,8 +3,9 @@
 Three parts, each usable on its own:
 
 - :class:`BandAnalyzer` / :func:`analyze_bands` (background worker, C): the power
-  spectral density of a signal averaged over each of the 25 critical bands, window-gain compensated so
-  that white noise, pink noise and tones read as their true spectra (ENG-07).
+  spectral density of a signal averaged over each of the 25 critical bands,
+  window-gain compensated so that white noise, pink noise and tones read as their
+  true spectra (ENG-07).
 - :func:`adaptive_gains_db` (background worker): target minus measured, compared
   after spreading across bands (Schroeder's masking spreading function), level
   matched, clipped to +-12 dB; never NaN or Inf (ENG-02).
@@ -21,7 +22,7 @@ Bands: Zwicker's critical-band edges (Zwicker & Terhardt 1980) from 20 Hz, with 
 25th band 15.5-20 kHz; centres are the geometric means of the edges; at sample rates
 whose Nyquist frequency is at or below a band's upper edge, that band and the ones
 above it are inactive (no analysis, 0 dB gain, identity section).  All 25 are active
-from 40.1 kHz up (44.1 kHz included).
+above 40 kHz (44.1 kHz included); 24 at 32 kHz, 17 at 8 kHz.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def _band_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 BAND_EDGES_HZ, BAND_CENTRES_HZ, BAND_Q = _band_table()
-for _a in (BAND_EDGES_HZ, BAND_CENTRES_HZ, BAND_Q):
-    _a.flags.writeable = False
+for _table in (BAND_EDGES_HZ, BAND_CENTRES_HZ, BAND_Q):
+    _table.flags.writeable = False
+del _table
 
 
 def active_band_count(sample_rate: float) -> int:
@@ -273,7 +275,7 @@ class PsychoacousticEQ(Kernel):
     in dB to their solved values over ``ramp_ms`` (redesigned every 32 frames of the
     absolute frame count, so the output does not depend on block sizes); gains given
     to the constructor, ``set_gains_db(..., immediate=True)`` and ``reset()`` land at
-    once.  Bands above Nyquist (``active_bands`` < 25 below 40.1 kHz) ignore their
+    once.  Bands above Nyquist (``active_bands`` < 25 at 40 kHz and below) ignore their
     command.
     """
 

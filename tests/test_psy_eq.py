@@ -405,6 +405,20 @@ def test_pink_noise_needs_no_correction_toward_flat_and_tilts_toward_warm_or_bri
     assert np.polyfit(octaves, gains[mid], 1)[0] == pytest.approx(-3.0, abs=0.4)
 
 
+def test_custom_target_offsets_move_the_gains():
+    fs = 44100
+    lo, hi = BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:]
+    pink_power = np.log(hi / lo)
+    np.testing.assert_allclose(adaptive_gains_db(pink_power, fs, target=np.zeros(BANDS)), 0.0, atol=1e-12)
+    offsets = np.zeros(BANDS)
+    offsets[0:3] = 6.0  # a bass lift in the target
+    gains = adaptive_gains_db(pink_power, fs, target=offsets, masking=False)
+    total_ratio = (pink_power * 10 ** (offsets / 10)).sum() / pink_power.sum()  # level matching
+    np.testing.assert_allclose(gains, offsets - 10 * np.log10(total_ratio), atol=1e-9)
+    with pytest.raises(ValueError, match=r"target\[2\] = 30.0 is outside \[-24, 24\] dB"):
+        adaptive_gains_db(pink_power, fs, target=np.where(np.arange(BANDS) == 2, 30.0, 0.0))
+
+
 def test_masking_keeps_the_eq_from_chasing_a_masked_dip():
     fs = 44100
     lo, hi = BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:]

@@ -4,6 +4,7 @@ solve, and the band analysis (stereo, 44.1 kHz)."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import signal
 
 from tools.bench.common import Row, median_seconds, per_unit_ns
 
@@ -15,7 +16,8 @@ def run(opts) -> list[Row]:
     import pedalboard
 
     from rt_kernels._ffi import ffi, lib
-    from rt_kernels.psy_eq import BAND_CENTRES_HZ, BAND_Q, BANDS, PsychoacousticEQ, analyze_bands
+    from rt_kernels.psy_eq import (BAND_CENTRES_HZ, BAND_EDGES_HZ, BAND_Q, BANDS, PsychoacousticEQ,
+                                   analyze_bands)
 
     rng = np.random.default_rng(1)
     frames = int(opts.seconds * FS)
@@ -42,7 +44,18 @@ def run(opts) -> list[Row]:
     lib.rt_psy_eq_destroy(state)
     rows.append(Row("psy_eq set_gains_db (solve + 25 designs)", "ns per call", per_unit_ns(solve, calls)))
 
+    nfft = 1 << int(np.ceil(np.log2(FS / 4)))
+    edges = np.asarray(BAND_EDGES_HZ)
+
+    def welch_bands():
+        freqs, psd = signal.welch(audio, fs=FS, window="hann", nperseg=nfft, noverlap=nfft // 2,
+                                  detrend=False, scaling="density", axis=-1)
+        psd = psd.mean(axis=0)
+        return [psd[(freqs >= lo) & (freqs < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])]
+
     analysis = median_seconds(lambda: analyze_bands(audio, FS), repeats=opts.repeats)
+    peer_analysis = median_seconds(welch_bands, repeats=opts.repeats)
     rows.append(Row("psy_eq analyze_bands, stereo 44.1k", "ns per second of audio (analysis)",
-                    per_unit_ns(analysis, opts.seconds)))
+                    per_unit_ns(analysis, opts.seconds), "scipy welch + band means",
+                    per_unit_ns(peer_analysis, opts.seconds)))
     return rows
