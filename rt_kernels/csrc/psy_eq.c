@@ -36,7 +36,6 @@ struct rt_psy_eq {
     double q[NB];
     double cos_w[NB], cos_2w[NB]; /* at each band centre */
     double inverse[NB * NB];      /* (interaction matrix)^-1, active x active, row major */
-    double command_db[NB];
     double section_db[NB];        /* section gains in use now */
     double ramp_from_db[NB], ramp_to_db[NB];
     double coeffs[NB * 5];        /* in use now */
@@ -275,7 +274,6 @@ int rt_psy_eq_set_gains_db(rt_psy_eq *eq, const double *gains_db)
     }
     if (design_all(eq, g, trial) != 0) return -1;
 
-    for (uint32_t b = 0; b < NB; b++) eq->command_db[b] = gains_db[b];
     memcpy(eq->ramp_from_db, eq->section_db, sizeof eq->section_db);
     memcpy(eq->ramp_to_db, g, sizeof g);
     memcpy(eq->target_coeffs, trial, sizeof trial);
