@@ -276,7 +276,8 @@ def test_latency_is_zero():
 
 @pytest.mark.parametrize("size", BLOCK_SIZES)
 def test_width_block_size_invariance_is_bit_exact(size, rng):
-    x = noise(rng, 2, 12000)
+    x = np.zeros((2, 40000), dtype=np.float32)
+    x[:, :12000] = noise(rng, 2, 12000)  # then silence: the decay crosses the state floor
 
     def make():
         k = StereoWidth(FS, crossover_hz=(150.0, 1200.0, 6000.0), mono_bass_hz=90.0, ramp_ms=50.0)
@@ -284,6 +285,7 @@ def test_width_block_size_invariance_is_bit_exact(size, rng):
         return k
 
     whole = make().process(x)
+    assert np.count_nonzero((whole != 0) & (np.abs(whole) < 1e-29)) > 0, "the tail should reach the floor"
     assert np.array_equal(whole, in_blocks(make().process, x, size))
 
 
@@ -295,12 +297,16 @@ def test_frames_out_equal_frames_in(frames, rng):
     assert meter.process(noise(rng, 2, frames)) == frames
 
 
-def test_width_rings_out_without_subnormals():
+def test_width_rings_out_without_subnormals_even_without_ftz():
+    """Called straight through C (the facade turns FTZ/DAZ on; an audio thread might not)."""
     kernel = StereoWidth(FS, crossover_hz=(40.0, 400.0, 15000.0), widths=(2.0, 0.3, 1.7, 2.0), mono_bass_hz=30.0)
     x = np.zeros((2, 20 * FS + 3), dtype=np.float32)
     x[0, 0], x[1, 0] = 1.0, -0.3
-    y = np.concatenate([kernel.process(np.ascontiguousarray(x[:, i:i + 4096]))
-                        for i in range(0, x.shape[1], 4096)], axis=1)
+    y = np.empty_like(x)
+    for i in range(0, x.shape[1], 4096):
+        a, b = np.ascontiguousarray(x[:, i:i + 4096]), np.empty((2, min(4096, x.shape[1] - i)), np.float32)
+        lib.rt_stereo_width_process(kernel._state, channel_pointers(a), channel_pointers(b), a.shape[1])
+        y[:, i:i + a.shape[1]] = b
     assert np.max(np.abs(y[:, :FS // 10])) > 1e-3
     assert subnormal_count(y) == 0
     assert np.all(y[:, -FS:] == 0), "20 s after an impulse the filters must have settled on exactly 0"
@@ -355,6 +361,10 @@ def test_correlation_of_silence_is_zero_never_nan(rng):
     assert meter.value() == 0.0
     one_sided = stereo(noise(rng, 1, 1000)[0], np.zeros(1000))
     meter.process(one_sided)
+    assert meter.value() == 0.0
+    # a channel below the state floor (here -400 dBFS against 0 dBFS) counts as silent
+    meter.reset()
+    meter.process(stereo(np.full(1000, 1e-20), np.ones(1000)))
     assert meter.value() == 0.0
     meter.reset()
     meter.process(noise(rng, 2, FS))

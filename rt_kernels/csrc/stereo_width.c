@@ -236,9 +236,12 @@ uint32_t rt_stereo_width_process(rt_stereo_width *st, const float *const *in, fl
         run_chunk(st, n);
         /* Input fully read above, so out may alias in. */
         float *lo = out[0] + done, *ro = out[1] + done;
+        /* Between grid points a fast-decaying state can pass through the
+         * float32 subnormal range; flushing the output keeps it normal even
+         * when the caller did not turn FTZ on. */
         for (uint32_t i = 0; i < n; i++) {
-            lo[i] = (float)(st->mid[i] + st->acc[i]);
-            ro[i] = (float)(st->mid[i] - st->acc[i]);
+            lo[i] = (float)rt_flush_tiny(st->mid[i] + st->acc[i]);
+            ro[i] = (float)rt_flush_tiny(st->mid[i] - st->acc[i]);
         }
         st->grid_phase += n;
         done += n;
