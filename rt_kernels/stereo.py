@@ -46,12 +46,17 @@ class StereoWidth(Kernel):
     - All widths 1, no mono bass: an all-pass applied identically to L and R —
       flat magnitude, unchanged stereo image (phase turns at the crossovers; not
       bit-exact).  All widths 0: L == R exactly.  Width 2: side +6 dB.
-    - ``mono_bass_hz``: side removed below it by an LR8 high-pass (48 dB/oct,
-      -6 dB at the frequency, about -48 dB an octave below), mid through the
-      matching all-pass; None = off.
-    - Width changes ramp linearly per sample over ``ramp_ms``; crossover and mono
-      bass changes take effect at the next block (coefficients recomputed, state
-      kept).  The band count is fixed at construction.  Latency 0.
+    - ``mono_bass_hz``: side removed below it by an LR8 split (48 dB/oct, -6 dB
+      at the frequency, about -48 dB an octave below), mid through the matching
+      all-pass; None = off.  Turning it on or off fades over ``ramp_ms``.  The
+      first time it is turned on in a running kernel its all-pass enters the
+      path (a small low-frequency transient, like switching in a filter); from
+      then on it stays in the path, as an all-pass while off, until
+      :meth:`reset` (which removes it if off).  For click-free toggling from the
+      start, construct with ``mono_bass_hz`` and turn it off.
+    - Width changes ramp linearly per sample over ``ramp_ms``; crossover changes
+      take effect at the next block (coefficients recomputed, state kept).  The
+      band count is fixed at construction.  Latency 0.
     """
 
     _prefix = "rt_stereo_width"
@@ -71,7 +76,7 @@ class StereoWidth(Kernel):
         if widths is not None:
             self.set_widths(widths)
         self.set_mono_bass(mono_bass_hz)
-        self.reset()  # start at the requested widths, no ramp from 1
+        self.reset()  # start at the requested widths and mono bass, no ramps
 
     def _checked_crossovers(self, where: str, crossover_hz) -> list[float]:
         try:
@@ -98,6 +103,11 @@ class StereoWidth(Kernel):
     @property
     def mono_bass_hz(self) -> float | None:
         return self._mono_bass_hz
+
+    @property
+    def mono_bass_amount(self) -> float:
+        """How much of the side below mono_bass_hz is removed now (0..1; between while fading)."""
+        return float(lib.rt_stereo_width_mono_bass_amount(self._state))
 
     @property
     def widths(self) -> tuple[float, ...]:
@@ -139,7 +149,7 @@ class StereoWidth(Kernel):
         self._crossover_hz = tuple(freqs)
 
     def set_mono_bass(self, mono_bass_hz: float | None) -> None:
-        """Remove the side below ``mono_bass_hz`` (LR8 high-pass); None turns it off."""
+        """Remove the side below ``mono_bass_hz`` (LR8 split; fades in over ramp_ms); None fades it out."""
         if mono_bass_hz is None:
             lib.rt_stereo_width_set_mono_bass(self._state, 0.0)
         else:

@@ -232,6 +232,48 @@ def test_mono_bass_removes_side_below_its_frequency():
         assert rms_db(mid_out[settled]) - rms_db(mid_in[settled]) == pytest.approx(0.0, abs=0.01)
 
 
+def test_mono_bass_fades_in_and_out_and_reset_removes_it(rng):
+    ramp = round(20e-3 * FS)
+    kernel = StereoWidth(FS, crossover_hz=(500.0,))
+    assert kernel.mono_bass_amount == 0.0
+    kernel.set_mono_bass(120.0)
+    kernel.process(np.zeros((2, ramp // 4), dtype=np.float32))
+    assert kernel.mono_bass_amount == pytest.approx(0.25, abs=1e-9)
+    kernel.process(np.zeros((2, ramp), dtype=np.float32))
+    assert kernel.mono_bass_amount == 1.0
+    kernel.set_mono_bass(None)
+    assert kernel.mono_bass_hz is None
+    kernel.process(np.zeros((2, ramp + 1), dtype=np.float32))
+    assert kernel.mono_bass_amount == 0.0
+    # off but still in the path: the side below 120 Hz is back at full level (an all-pass)
+    n = FS
+    side_in = tone(60.0, n)
+    _, side_out = mid_side(kernel.process(stereo(side_in, -side_in)))
+    assert rms_db(side_out[n // 2:]) - rms_db(side_in[n // 2:]) == pytest.approx(0.0, abs=0.01)
+    # reset takes the switched-off stage out: same as never having had it
+    kernel.reset()
+    x = noise(rng, 2, 5000)
+    assert np.array_equal(kernel.process(x), StereoWidth(FS, crossover_hz=(500.0,)).process(x))
+
+
+@pytest.mark.parametrize("ramp_ms, clicks", ((20.0, False), (0.0, True)))
+def test_turning_mono_bass_off_does_not_click(ramp_ms, clicks):
+    """The largest sample-to-sample step right after the switch is no larger than in the
+    steady state that follows it (an abrupt switch, ramp_ms=0, is shown to fail this)."""
+    n = FS
+    t = np.arange(n) / FS
+    side, mid = 0.25 * np.sin(2 * np.pi * 60 * t), 0.25 * np.sin(2 * np.pi * 45 * t + 0.3)
+    x = stereo(mid + side, mid - side)
+    kernel = StereoWidth(FS, crossover_hz=(500.0,), mono_bass_hz=120.0, ramp_ms=ramp_ms)
+    first = kernel.process(np.ascontiguousarray(x[:, : n // 2]))
+    kernel.set_mono_bass(None)
+    y = np.concatenate([first, kernel.process(np.ascontiguousarray(x[:, n // 2:]))], axis=1)
+    step = np.abs(np.diff(y.astype(np.float64), axis=1))
+    at_switch = step[:, n // 2 - 1: n // 2 + 2000].max()
+    settled = step[:, n // 2 + 5000:].max()
+    assert (at_switch > 3 * settled) == clicks, (at_switch, settled)
+
+
 def test_width_change_ramps_per_sample_and_lands_exactly():
     ramp_ms = 10.0
     ramp = round(ramp_ms * 1e-3 * FS)
@@ -254,7 +296,7 @@ def test_crossover_and_mono_bass_changes_take_effect(rng):
     assert np.array_equal(moved.process(x), fresh.process(x))
     assert moved.crossover_hz == (500.0, 5000.0) and moved.mono_bass_hz == 90.0
     moved.set_mono_bass(None)
-    assert moved.mono_bass_hz is None
+    assert moved.mono_bass_hz is None and moved.mono_bass_amount == 1.0  # fading out from here
 
 
 def test_in_place_processing_equals_out_of_place(rng):
@@ -282,6 +324,7 @@ def test_width_block_size_invariance_is_bit_exact(size, rng):
     def make():
         k = StereoWidth(FS, crossover_hz=(150.0, 1200.0, 6000.0), mono_bass_hz=90.0, ramp_ms=50.0)
         k.set_widths((0.0, 0.6, 1.4, 2.0))  # ramping during the run
+        k.set_mono_bass(None)  # and fading the mono bass out
         return k
 
     whole = make().process(x)

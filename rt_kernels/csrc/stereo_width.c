@@ -29,6 +29,7 @@ typedef struct {
     double xo_ap_side[RT_SW_XOVERS][4]; /* side: compensation of lower bands */
     double xo_ap_mid[RT_SW_XOVERS][4];  /* mid: the same all-passes */
     double mb_hp[4][4];                 /* side: LR8 high-pass (mono bass) */
+    double mb_lp[4][4];                 /* side: LR8 low-pass (mono bass fade) */
     double mb_ap[2][4];                 /* mid: 4th-order all-pass (mono bass) */
 } sw_history;
 
@@ -36,7 +37,7 @@ struct rt_stereo_width {
     uint32_t bands;
     uint32_t ramp_frames;
     uint32_t grid_phase;
-    int mono_bass_on;
+    int mono_bass_active; /* the mono bass stage is in the signal path */
     double sample_rate;
     double mono_bass_hz;
     double crossover_hz[RT_SW_XOVERS];
@@ -45,7 +46,9 @@ struct rt_stereo_width {
     double xo_hp_c[RT_SW_XOVERS][5];
     double xo_ap_c[RT_SW_XOVERS][5];
     double mb_hp_c[2][5]; /* Q4A, Q4B; each run twice (LR8 = Butterworth-4 squared) */
+    double mb_lp_c[2][5];
     double mb_ap_c[2][5];
+    sw_ramp mono_bass;    /* 0 = side kept below mono_bass_hz, 1 = removed */
     sw_ramp width[RT_SW_MAX_BANDS];
     sw_history h;
     double mid[RT_SW_CHUNK];
@@ -95,20 +98,28 @@ void rt_stereo_width_reset(rt_stereo_width *st)
         st->width[b].current = st->width[b].target;
         st->width[b].remaining = 0;
     }
+    st->mono_bass.current = st->mono_bass.target;
+    st->mono_bass.remaining = 0;
+    /* Switched off: with the history gone, the stage can leave the path without a jump. */
+    if (st->mono_bass.target == 0.0) st->mono_bass_active = 0;
+}
+
+static void ramp_to(sw_ramp *w, double target, uint32_t ramp_frames)
+{
+    w->target = target;
+    if (ramp_frames == 0) {
+        w->current = target;
+        w->remaining = 0;
+    } else {
+        w->remaining = ramp_frames;
+        w->step = (target - w->current) / (double)ramp_frames;
+    }
 }
 
 int rt_stereo_width_set_width(rt_stereo_width *st, uint32_t band, double width)
 {
     if (band >= st->bands || !(width >= 0.0 && width <= RT_SW_WIDTH_MAX)) return -1; /* NaN fails too */
-    sw_ramp *w = &st->width[band];
-    w->target = width;
-    if (st->ramp_frames == 0) {
-        w->current = width;
-        w->remaining = 0;
-    } else {
-        w->remaining = st->ramp_frames;
-        w->step = (width - w->current) / (double)st->ramp_frames;
-    }
+    ramp_to(&st->width[band], width, st->ramp_frames);
     return 0;
 }
 
@@ -130,26 +141,39 @@ int rt_stereo_width_set_crossovers(rt_stereo_width *st, const double *crossover_
 int rt_stereo_width_set_mono_bass(rt_stereo_width *st, double hz)
 {
     if (hz == 0.0) {
-        st->mono_bass_on = 0;
+        /* Fade the low side back in; the stage stays in the path (as an
+         * all-pass) until reset, so turning it off does not click. */
         st->mono_bass_hz = 0.0;
+        ramp_to(&st->mono_bass, 0.0, st->ramp_frames);
         return 0;
     }
-    double hp[2][5], ap[2][5];
+    double hp[2][5], lp[2][5], ap[2][5];
     const double q[2] = {RT_SW_Q4A, RT_SW_Q4B};
     for (int i = 0; i < 2; i++) {
         if (rt_biquad_design(RT_BQ_HIGH_PASS, st->sample_rate, hz, q[i], 0.0, 0.0, hp[i]) != 0) return -1;
+        if (rt_biquad_design(RT_BQ_LOW_PASS, st->sample_rate, hz, q[i], 0.0, 0.0, lp[i]) != 0) return -1;
         if (rt_biquad_design(RT_BQ_ALL_PASS, st->sample_rate, hz, q[i], 0.0, 0.0, ap[i]) != 0) return -1;
     }
     memcpy(st->mb_hp_c, hp, sizeof hp);
+    memcpy(st->mb_lp_c, lp, sizeof lp);
     memcpy(st->mb_ap_c, ap, sizeof ap);
-    if (!st->mono_bass_on) {
-        /* Stale history from an earlier "on" period must not leak in. */
+    if (!st->mono_bass_active) {
+        /* Entering the path: no stale history, and the side fades out from full. */
         memset(st->h.mb_hp, 0, sizeof st->h.mb_hp);
+        memset(st->h.mb_lp, 0, sizeof st->h.mb_lp);
         memset(st->h.mb_ap, 0, sizeof st->h.mb_ap);
+        st->mono_bass.current = 0.0;
+        st->mono_bass.remaining = 0;
+        st->mono_bass_active = 1;
     }
     st->mono_bass_hz = hz;
-    st->mono_bass_on = 1;
+    ramp_to(&st->mono_bass, 1.0, st->ramp_frames);
     return 0;
+}
+
+double rt_stereo_width_mono_bass_amount(const rt_stereo_width *st)
+{
+    return st->mono_bass_active ? st->mono_bass.current : 0.0;
 }
 
 uint32_t rt_stereo_width_bands(const rt_stereo_width *st) { return st->bands; }
@@ -215,8 +239,22 @@ static void run_chunk(rt_stereo_width *st, uint32_t n)
         }
         add_weighted(&st->width[splits], rest, acc, n, 0);
     }
-    if (st->mono_bass_on) {
+    if (st->mono_bass_active) {
+        /* S' = HP8(S') + (1 - amount) * LP8(S'): amount 1 removes the low side,
+         * amount 0 leaves the LR8 all-pass, matching the mid's. */
+        /* The low-pass runs even at amount 1 so that its history is current
+         * when a fade starts. */
+        sw_ramp *mb = &st->mono_bass;
+        memcpy(band, acc, n * sizeof(double));
+        for (int s = 0; s < 4; s++) section_run(st->mb_lp_c[s >> 1], h->mb_lp[s], band, n);
         for (int s = 0; s < 4; s++) section_run(st->mb_hp_c[s >> 1], h->mb_hp[s], acc, n);
+        for (uint32_t i = 0; i < n; i++) {
+            if (mb->remaining) {
+                mb->remaining--;
+                mb->current = mb->remaining ? mb->current + mb->step : mb->target;
+            }
+            acc[i] += (1.0 - mb->current) * band[i];
+        }
         for (int s = 0; s < 2; s++) section_run(st->mb_ap_c[s], h->mb_ap[s], mid, n);
     }
 }

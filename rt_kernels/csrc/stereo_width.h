@@ -8,9 +8,13 @@
  *   LR4 pair is exactly the RBJ 2nd-order all-pass at Q = 1/sqrt(2)), so
  *   sum(bands) = AP(S), AP = product of the crossover all-passes.
  *   S' = sum_k width_k * band_k(S),  M' = AP(M).
- *   Mono bass (optional): S' -> LR8 high-pass at mono_bass_hz (two cascaded
- *   4th-order Butterworth high-passes, 48 dB/oct: an LR4 would remove only
- *   ~25 dB an octave below), M' -> the matching 4th-order all-pass (LP8 + HP8).
+ *   Mono bass (optional): an LR8 split of S' at mono_bass_hz (4th-order
+ *   Butterworth run twice, 48 dB/oct: an LR4 would remove only ~25 dB an
+ *   octave below): S' -> HP8(S') + (1 - amount) LP8(S'), M' -> the matching
+ *   4th-order all-pass (= LP8 + HP8).  amount ramps 0 -> 1 over ramp_ms when
+ *   mono bass is turned on and back to 0 when it is turned off, so neither
+ *   clicks; once on, the stage stays in the path (as an all-pass at amount 0)
+ *   until reset, which removes it if it is off.
  *   L_out = M' + S',  R_out = M' - S'.
  * Transparency: with every width 1 and no mono bass, L_out = AP(L) and
  * R_out = AP(R): the same all-pass on both channels, flat magnitude, image
@@ -35,14 +39,16 @@ typedef struct rt_stereo_width rt_stereo_width;
 rt_stereo_width *rt_stereo_width_create(uint32_t channels, double sample_rate, uint32_t bands,
                                         const double *crossover_hz, double ramp_ms);
 void rt_stereo_width_destroy(rt_stereo_width *st);
-/* Clears filter history and finishes any width ramp; keeps parameters. */
+/* Clears filter history and finishes any ramp; keeps parameters. */
 void rt_stereo_width_reset(rt_stereo_width *st);
 /* Audio-thread safe setters.  Return 0, or -1 (nothing changed) for a bad value. */
 int rt_stereo_width_set_width(rt_stereo_width *st, uint32_t band, double width);  /* [0, 2] */
 /* All bands - 1 crossovers at once, strictly increasing, in (0, 0.5 fs). */
 int rt_stereo_width_set_crossovers(rt_stereo_width *st, const double *crossover_hz, uint32_t count);
-/* hz == 0 turns mono bass off; otherwise (0, 0.5 fs). */
+/* hz == 0 turns mono bass off (fades out); otherwise (0, 0.5 fs), fades in. */
 int rt_stereo_width_set_mono_bass(rt_stereo_width *st, double hz);
+/* How much of the side below mono_bass_hz is removed now: 0..1 (mid-fade values between). */
+double rt_stereo_width_mono_bass_amount(const rt_stereo_width *st);
 uint32_t rt_stereo_width_bands(const rt_stereo_width *st);
 double rt_stereo_width_target_width(const rt_stereo_width *st, uint32_t band);
 double rt_stereo_width_current_width(const rt_stereo_width *st, uint32_t band);
