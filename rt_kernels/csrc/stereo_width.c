@@ -219,6 +219,52 @@ static inline void add_weighted(sw_ramp *w, const double *restrict band, double 
         for (; i < n; i++) acc[i] += g * band[i];
 }
 
+/* Local copy of one section's coefficients and history, for the fused loop. */
+typedef struct {
+    double b0, b1, b2, a1, a2, x1, x2, y1, y2;
+} sw_sec;
+
+static inline sw_sec sec_load(const double *c, const double *h)
+{
+    sw_sec s = {c[0], c[1], c[2], c[3], c[4], h[0], h[1], h[2], h[3]};
+    return s;
+}
+
+static inline void sec_store(const sw_sec *s, double *h)
+{
+    h[0] = s->x1; h[1] = s->x2; h[2] = s->y1; h[3] = s->y2;
+}
+
+/* Same arithmetic, in the same order, as section_run. */
+static inline double sec_step(sw_sec *s, double x)
+{
+    double y = (s->b0 * x + s->b1 * s->x1 + s->b2 * s->x2 - s->a2 * s->y2) - s->a1 * s->y1;
+    s->x2 = s->x1; s->x1 = x;
+    s->y2 = s->y1; s->y1 = y;
+    return y;
+}
+
+/* One LR4 split of `rest` (low part -> band, high part -> rest) and the same
+ * crossover's all-pass on the mid, fused into one loop: the five recursions are
+ * independent chains, so the CPU overlaps them instead of waiting on each. */
+static void split_run(rt_stereo_width *st, uint32_t k, uint32_t n)
+{
+    sw_history *h = &st->h;
+    sw_sec lp0 = sec_load(st->xo_lp_c[k], h->xo_lp[k][0]), lp1 = sec_load(st->xo_lp_c[k], h->xo_lp[k][1]);
+    sw_sec hp0 = sec_load(st->xo_hp_c[k], h->xo_hp[k][0]), hp1 = sec_load(st->xo_hp_c[k], h->xo_hp[k][1]);
+    sw_sec ap = sec_load(st->xo_ap_c[k], h->xo_ap_mid[k]);
+    double *restrict rest = st->rest, *restrict band = st->band, *restrict mid = st->mid;
+    for (uint32_t i = 0; i < n; i++) {
+        double x = rest[i];
+        band[i] = sec_step(&lp1, sec_step(&lp0, x));
+        rest[i] = sec_step(&hp1, sec_step(&hp0, x));
+        mid[i] = sec_step(&ap, mid[i]);
+    }
+    sec_store(&lp0, h->xo_lp[k][0]); sec_store(&lp1, h->xo_lp[k][1]);
+    sec_store(&hp0, h->xo_hp[k][0]); sec_store(&hp1, h->xo_hp[k][1]);
+    sec_store(&ap, h->xo_ap_mid[k]);
+}
+
 static void run_chunk(rt_stereo_width *st, uint32_t n)
 {
     sw_history *h = &st->h;
@@ -229,13 +275,8 @@ static void run_chunk(rt_stereo_width *st, uint32_t n)
     } else {
         for (uint32_t k = 0; k < splits; k++) {
             if (k > 0) section_run(st->xo_ap_c[k], h->xo_ap_side[k], acc, n);
-            memcpy(band, rest, n * sizeof(double));
-            section_run(st->xo_lp_c[k], h->xo_lp[k][0], band, n);
-            section_run(st->xo_lp_c[k], h->xo_lp[k][1], band, n);
-            section_run(st->xo_hp_c[k], h->xo_hp[k][0], rest, n);
-            section_run(st->xo_hp_c[k], h->xo_hp[k][1], rest, n);
+            split_run(st, k, n);
             add_weighted(&st->width[k], band, acc, n, k == 0);
-            section_run(st->xo_ap_c[k], h->xo_ap_mid[k], mid, n);
         }
         add_weighted(&st->width[splits], rest, acc, n, 0);
     }
