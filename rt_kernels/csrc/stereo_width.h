@@ -12,9 +12,11 @@
  *   Butterworth run twice, 48 dB/oct: an LR4 would remove only ~25 dB an
  *   octave below): S' -> HP8(S') + (1 - amount) LP8(S'), M' -> the matching
  *   4th-order all-pass (= LP8 + HP8).  amount ramps 0 -> 1 over ramp_ms when
- *   mono bass is turned on and back to 0 when it is turned off, so neither
- *   clicks; once on, the stage stays in the path (as an all-pass at amount 0)
- *   until reset, which removes it if it is off.
+ *   mono bass is turned on and back to 0 when it is turned off.  The first
+ *   turn-on in a running kernel inserts the stage (its all-pass starts from
+ *   rest: a small low-frequency transient, like switching in a filter); once
+ *   in, it stays in the path (an all-pass at amount 0) until reset, which
+ *   removes it if it is off, so later off/on toggles fade without a click.
  *   L_out = M' + S',  R_out = M' - S'.
  * Transparency: with every width 1 and no mono bass, L_out = AP(L) and
  * R_out = AP(R): the same all-pass on both channels, flat magnitude, image
@@ -34,7 +36,8 @@ typedef struct rt_stereo_width rt_stereo_width;
 
 /* bands in [1, 4]; crossover_hz: bands - 1 strictly increasing frequencies in
  * (0, 0.5 * sample_rate) (may be NULL when bands == 1).  Widths start at 1, mono
- * bass off.  ramp_ms >= 0: time a width change takes (linear, per sample).
+ * bass off.  ramp_ms >= 0: time a width or mono bass change takes (linear, per
+ * sample); crossover changes apply at once (coefficients recomputed, history kept).
  * Not on the audio thread. */
 rt_stereo_width *rt_stereo_width_create(uint32_t channels, double sample_rate, uint32_t bands,
                                         const double *crossover_hz, double ramp_ms);
