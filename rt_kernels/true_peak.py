@@ -47,13 +47,19 @@ class TruePeakMeter(Kernel):
         with denormals_off():
             return int(lib.rt_true_peak_process(self._state, channel_pointers(block), block.shape[1]))
 
-    def envelope(self, block: np.ndarray) -> np.ndarray:
+    def envelope(self, block: np.ndarray, refined: bool = False) -> np.ndarray:
         """Meter a block and return, per channel and frame, the largest |interpolated value|
-        over that frame's oversampled phases (lagging the input by ``latency_frames``)."""
+        over that frame's oversampled phases (lagging the input by ``latency_frames``).
+
+        ``refined``: local maxima count as the peak of the parabola through their
+        neighbours (see rt_true_peak_envelope_refined in csrc/true_peak.h)."""
         block = check.audio_block("TruePeakMeter.envelope", block, self.channels)
+        if not isinstance(refined, (bool, np.bool_)):
+            raise TypeError(f"TruePeakMeter.envelope: refined must be a bool, got {type(refined).__name__} {refined!r}")
         env = np.empty_like(block)
+        fn = lib.rt_true_peak_envelope_refined if refined else lib.rt_true_peak_envelope
         with denormals_off():
-            lib.rt_true_peak_envelope(self._state, channel_pointers(block), channel_pointers(env), block.shape[1])
+            fn(self._state, channel_pointers(block), channel_pointers(env), block.shape[1])
         return env
 
     def max(self) -> np.ndarray:

@@ -174,3 +174,23 @@ def test_validation_errors():
         meter.envelope(bad)
     with pytest.raises(ValueError, match="TruePeakMeter.process: block has 1 channels; this instance was made for 2"):
         meter.process(np.zeros((1, 8), np.float32))
+
+
+@pytest.mark.parametrize("freq_ratio,phase", [(0.4, 0.0), (0.25, 0.2), (0.4, 0.5), (0.45, 0.3)])
+def test_refined_envelope_recovers_peaks_between_grid_points(freq_ratio, phase):
+    # fs * 0.4 at phase 0 repeats every 5 samples: the 4x grid misses its peak by 0.4 dB.
+    fs, amplitude = 48000, 0.5
+    x = sine(fs, fs * freq_ratio, amplitude, phase, 4000, channels=1)
+    raw = TruePeakMeter(1, fs).envelope(x)[0, 200:].max()
+    refined = TruePeakMeter(1, fs).envelope(x, refined=True)[0, 200:].max()
+    assert abs(db(refined / amplitude)) < 0.05
+    assert refined >= raw - 1e-7
+
+
+def test_explicit_design_is_validated_in_c():
+    from rt_kernels._ffi import ffi, lib
+    assert lib.rt_true_peak_create_design(1, 48000.0, 4, 7, 4.5) == ffi.NULL  # odd taps
+    assert lib.rt_true_peak_create_design(1, 48000.0, 3, 32, 4.5) == ffi.NULL
+    st = lib.rt_true_peak_create_design(1, 48000.0, 4, 64, 9.0)
+    assert st != ffi.NULL and lib.rt_true_peak_latency(st) == 32
+    lib.rt_true_peak_destroy(st)

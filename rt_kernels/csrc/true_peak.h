@@ -34,6 +34,10 @@ typedef struct rt_true_peak rt_true_peak;
 rt_true_peak *rt_true_peak_create(uint32_t channels, double sample_rate);
 /* Explicit factor: 1, 2, 4 or 8 (anything else returns NULL). */
 rt_true_peak *rt_true_peak_create_factor(uint32_t channels, double sample_rate, uint32_t factor);
+/* Explicit filter: taps_per_phase even in [8, 128], Kaiser beta in [0, 20] (the
+ * defaults above are 32 and 4.5).  Latency is taps_per_phase / 2 (0 at 1x). */
+rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, uint32_t factor,
+                                         uint32_t taps_per_phase, double kaiser_beta);
 void rt_true_peak_destroy(rt_true_peak *st);
 /* Clears the filter history and the running maxima. */
 void rt_true_peak_reset(rt_true_peak *st);
@@ -46,6 +50,12 @@ uint32_t rt_true_peak_process(rt_true_peak *st, const float *const *in, uint32_t
 /* Audio thread.  As process (running maxima updated too), and also writes, per channel
  * and input frame, env[ch][n] = max over p of |interpolated value at n - latency + p/L|. */
 uint32_t rt_true_peak_envelope(rt_true_peak *st, const float *const *in, float *const *env, uint32_t frames);
+/* As envelope, but each oversampled point that is a local maximum of |y| counts as the
+ * peak of the parabola through it and its two neighbours (capped at 1/cos(pi/2L) times
+ * the point), which recovers most of what the grid misses between points.  A point is
+ * final once its successor exists, so env[ch][n] covers the points at
+ * n - latency - 1/L .. n - latency + (L-2)/L.  Used by the limiter's detector. */
+uint32_t rt_true_peak_envelope_refined(rt_true_peak *st, const float *const *in, float *const *env, uint32_t frames);
 /* Largest |interpolated value| on channel ch since create, reset or clear (linear;
  * 0 for a channel index out of range). */
 double rt_true_peak_max(const rt_true_peak *st, uint32_t ch);
