@@ -73,7 +73,7 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
 {
     if (channels == 0 || !(sample_rate > 0.0) || !isfinite(sample_rate)) return NULL;
     if (factor != 1 && factor != 2 && factor != 4 && factor != 8) return NULL;
-    if (taps_per_phase < 8 || taps_per_phase > 128 || taps_per_phase % 2) return NULL;
+    if (taps_per_phase < 8 || taps_per_phase > 128 || taps_per_phase % 4) return NULL;
     if (!(kaiser_beta >= 0.0 && kaiser_beta <= 20.0)) return NULL;
     rt_true_peak *st = calloc(1, sizeof *st);
     if (!st) return NULL;
@@ -126,16 +126,24 @@ uint32_t rt_true_peak_latency(const rt_true_peak *st) { return st->latency; }
 uint32_t rt_true_peak_factor(const rt_true_peak *st) { return st->factor; }
 
 /* The L interpolated values for one input frame.  The phase loop is innermost with a
- * constant trip count, so the compiler can do the L sums side by side in vector
- * registers without reordering any one sum. */
+ * constant trip count, so the compiler does the L sums side by side in vector registers;
+ * four partial sums over interleaved taps break the add-latency chain.  (The order of
+ * additions is fixed by this code, so results do not depend on the compiler's choices.) */
 #define TP_KERNEL(NAME, L)                                                      \
     static inline void NAME(const float *restrict coef, const float *restrict w, uint32_t T, \
                             float *restrict out)                                \
     {                                                                           \
-        float acc[L] = {0};                                                     \
-        for (uint32_t k = 0; k < T; k++)                                        \
-            for (uint32_t p = 0; p < (L); p++) acc[p] += coef[k * (L) + p] * w[k]; \
-        for (uint32_t p = 0; p < (L); p++) out[p] = fabsf(acc[p]);              \
+        float a0[L] = {0}, a1[L] = {0}, a2[L] = {0}, a3[L] = {0};               \
+        for (uint32_t k = 0; k < T; k += 4) {                                   \
+            const float *c = coef + k * (L);                                    \
+            for (uint32_t p = 0; p < (L); p++) {                                \
+                a0[p] += c[p] * w[k];                                           \
+                a1[p] += c[(L) + p] * w[k + 1];                                 \
+                a2[p] += c[2 * (L) + p] * w[k + 2];                             \
+                a3[p] += c[3 * (L) + p] * w[k + 3];                             \
+            }                                                                   \
+        }                                                                       \
+        for (uint32_t p = 0; p < (L); p++) out[p] = fabsf((a0[p] + a1[p]) + (a2[p] + a3[p])); \
     }
 TP_KERNEL(interp_2, 2)
 TP_KERNEL(interp_4, 4)

@@ -34,7 +34,7 @@ typedef struct rt_true_peak rt_true_peak;
 rt_true_peak *rt_true_peak_create(uint32_t channels, double sample_rate);
 /* Explicit factor: 1, 2, 4 or 8 (anything else returns NULL). */
 rt_true_peak *rt_true_peak_create_factor(uint32_t channels, double sample_rate, uint32_t factor);
-/* Explicit filter: taps_per_phase even in [8, 128], Kaiser beta in [0, 20] (the
+/* Explicit filter: taps_per_phase a multiple of 4 in [8, 128], Kaiser beta in [0, 20] (the
  * defaults above are 32 and 4.5).  Latency is taps_per_phase / 2 (0 at 1x). */
 rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, uint32_t factor,
                                          uint32_t taps_per_phase, double kaiser_beta);
