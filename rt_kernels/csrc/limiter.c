@@ -58,6 +58,7 @@ struct rt_limiter {
     int64_t *box;
     int64_t box_sum;
     uint32_t box_cap, box_w;
+    double box_scale;         /* 1 / (box_len * 2^40) */
     double env;               /* release stage e(t) */
     double density;           /* auto release: fraction of time limiting */
     uint64_t t;               /* frames pushed through the detector */
@@ -95,6 +96,7 @@ static void configure(rt_limiter *st, uint32_t lookahead)
     st->hold_len = lookahead + st->flat + 1;
     st->box_len = lookahead + 1 - st->flat;
     st->latency = lookahead + st->det_latency;
+    st->box_scale = 1.0 / ((double)st->box_len * Q_ONE);
 }
 
 void rt_limiter_reset(rt_limiter *st)
@@ -269,13 +271,13 @@ static inline double gain_step(rt_limiter *st, double d)
         st->density = rt_flush_tiny(st->density - st->density * st->rate_density);
 
     /* attack: exact moving average of e over box_len frames */
-    int64_t q = (int64_t)floor(e * Q_ONE);
+    int64_t q = (int64_t)(e * Q_ONE); /* e >= 0: truncation rounds down */
     uint32_t bo = st->box_w + st->box_cap - st->box_len;
     if (bo >= st->box_cap) bo -= st->box_cap;
     st->box_sum += q - st->box[bo];
     st->box[st->box_w] = q;
     if (++st->box_w == st->box_cap) st->box_w = 0;
-    double g = (double)st->box_sum / ((double)st->box_len * Q_ONE);
+    double g = (double)st->box_sum * st->box_scale; /* rounding may lift g by an ulp: min() below */
     return g < r_delayed ? g : r_delayed;
 }
 
