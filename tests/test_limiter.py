@@ -308,3 +308,35 @@ def test_validation_errors():
     assert lib.rt_limiter_set_lookahead_ms(lim._state, 20.0) == -1
     assert lib.rt_limiter_set_ceiling_db(lim._state, float("nan")) == -1
     assert lib.rt_limiter_create(2, 48000.0, 1.5, 3.0, 50.0, 0, 0) == ffi.NULL
+
+
+@pytest.mark.parametrize("true_peak", [False, True])
+def test_random_parameter_changes_between_blocks_keep_the_ceiling(true_peak, rng):
+    fs = 44100
+    lim = Limiter(2, fs, ceiling_db=-1.0, true_peak=true_peak)
+    x = adversarial("noise_over_20db", fs, rng, seconds=0.5)
+    pos = 0
+    while pos < x.shape[1]:
+        size = int(rng.integers(1, 2000))
+        ceiling_db = float(rng.uniform(-20.0, 0.0))
+        lim.set_ceiling_db(ceiling_db)
+        lim.set_release_ms(float(rng.uniform(1.0, 500.0)))
+        lim.set_auto_release(bool(rng.integers(0, 2)))
+        y = lim.process(np.ascontiguousarray(x[:, pos:pos + size]))
+        assert np.abs(y.astype(np.float64)).max() <= 10 ** (ceiling_db / 20)
+        assert np.all(np.isfinite(y)) and subnormal_count(y) == 0
+        pos += size
+
+
+def test_extreme_input_levels():
+    # Near FLT_MAX and tiny values in one block: the gain is never NaN, the output never
+    # above the ceiling and never subnormal.
+    x = np.zeros((2, 3000), np.float32)
+    x[:, 500] = 3.0e38
+    x[:, 501] = -3.0e38
+    x[:, 600:900] = 1e-37
+    lim = Limiter(2, 48000, ceiling_db=-0.3)
+    y, gain = lim.process_with_gain(x)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(gain))
+    assert np.abs(y.astype(np.float64)).max() <= 10 ** (-0.3 / 20)
+    assert subnormal_count(y) == 0 and subnormal_count(gain) == 0

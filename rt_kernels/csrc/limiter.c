@@ -2,6 +2,7 @@
 #include "rt_common.h"
 #include "true_peak.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +341,7 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
                     y = copysignf(ceiling_f, xd);
                     st->clamps++;
                 }
+                if (fabsf(y) < FLT_MIN) y = 0.0f; /* no subnormal output, even without FTZ */
                 out[ch][off + i] = y;
             }
             if (++st->delay_w == st->delay_len) st->delay_w = 0;
