@@ -36,16 +36,16 @@ static double bessel_i0(double x)
 /* Windowed-sinc prototype of length L*T (index 0 is zero; the rest is symmetric about
  * c = L*T/2), cut off at the input Nyquist frequency, split into L phases and each
  * phase normalized to unit DC gain.  Phase 0 is exactly a unit impulse at tap T/2. */
-static void design(float *coef, uint32_t L, uint32_t T, double beta)
+static int design(float *coef, uint32_t L, uint32_t T, double beta)
 {
     if (L == 1) {
         coef[0] = 1.0f;
-        return;
+        return 0;
     }
     const uint32_t n = L * T, c = n / 2, m = n - 1; /* m: window length over taps 1..n-1 */
     const double i0_beta = bessel_i0(beta);
     double *h = malloc(sizeof(double) * n);
-    if (!h) return;
+    if (!h) return -1;
     h[0] = 0.0;
     for (uint32_t i = 1; i < n; i++) {
         long d = (long)i - (long)c;
@@ -66,6 +66,7 @@ static void design(float *coef, uint32_t L, uint32_t T, double beta)
         for (uint32_t k = 0; k < T; k++) coef[k * L + p] = (float)(h[k * L + p] / sum);
     }
     free(h);
+    return 0;
 }
 
 rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, uint32_t factor,
@@ -89,7 +90,10 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
         rt_true_peak_destroy(st);
         return NULL;
     }
-    design(st->coef, factor, st->taps, kaiser_beta);
+    if (design(st->coef, factor, st->taps, kaiser_beta) != 0) {
+        rt_true_peak_destroy(st);
+        return NULL;
+    }
     return st;
 }
 
