@@ -172,7 +172,7 @@ def test_validation_errors():
     bad[1, 3] = np.nan
     with pytest.raises(ValueError, match="TruePeakMeter.envelope: block holds non-finite samples .first at channel 1, frame 3"):
         meter.envelope(bad)
-    with pytest.raises(ValueError, match="TruePeakMeter.process: block has 1 channels; this instance was made for 2"):
+    with pytest.raises(ValueError, match="TruePeakMeter.process: block has 1 channels; expected 2"):
         meter.process(np.zeros((1, 8), np.float32))
 
 
