@@ -1,0 +1,372 @@
+#include "compressor.h"
+#include "rt_common.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frames handled per pass; only sizes the scratch buffers.  Every state update
+ * is per sample, so the output does not depend on this or on the caller's blocks. */
+#define RT_CMP_CHUNK 256
+#define RT_CMP_MAKEUP_RAMP_MS 20.0
+/* Detector inputs above this (+200 dB, Inf included) are clamped to it and a NaN
+ * reads as silence, so a stray non-finite sample cannot poison the envelope. */
+#define RT_CMP_LEVEL_MAX 1e10
+
+#define DB_PER_NEPER_AMP (20.0 / 2.302585092994045684)  /* 20 / ln 10 */
+#define DB_PER_NEPER_POW (10.0 / 2.302585092994045684)  /* 10 / ln 10 */
+#define NEPER_PER_DB (2.302585092994045684 / 20.0)
+
+struct rt_compressor {
+    uint32_t channels;
+    double sample_rate;
+    rt_compressor_params p;
+
+    /* derived from p */
+    double slope;          /* 1/R - 1 (<= 0) */
+    double knee_lo_db;     /* T - W/2: below it the curve is the identity */
+    double knee_hi_db;     /* T + W/2 */
+    double knee_lo_amp;    /* 10^(knee_lo_db/20): skip the log at or below it */
+    double knee_lo_pow;    /* knee_lo_amp^2 */
+    double attack_coef;    /* a_A */
+    double release_coef;   /* a_R */
+    double rms_coef;       /* one-pole coefficient of the mean-square detector */
+    double makeup_target_db;
+
+    /* makeup ramp (per sample, in dB) */
+    double makeup_db;
+    double makeup_step;
+    uint32_t makeup_remaining;
+    uint32_t makeup_ramp_frames;
+
+    /* per channel (index 0 is the shared detector when linked) */
+    double *env_db;        /* y_L */
+    double *ms;            /* mean square (RMS mode) */
+    _Atomic double *gr_now;
+    _Atomic double *gr_max;
+
+    double level[RT_CMP_CHUNK];   /* linked detector level per frame */
+    double gain[RT_CMP_CHUNK];    /* linear gain per frame */
+    double makeup[RT_CMP_CHUNK];  /* makeup dB per frame while ramping */
+};
+
+static double time_coef(double ms, double fs)
+{
+    /* a = exp(-1/(tau fs)); tau = 0 means no smoothing. */
+    return ms > 0.0 ? exp(-1.0 / (ms * 0.001 * fs)) : 0.0;
+}
+
+/* Static gain reduction x_L = x_G - y_G (dB, >= 0) for a level in dB. */
+static inline double static_gr_db(const rt_compressor *c, double x_db)
+{
+    if (x_db <= c->knee_lo_db) return 0.0;
+    if (x_db >= c->knee_hi_db) return -c->slope * (x_db - c->p.threshold_db);
+    double d = x_db - c->knee_lo_db;
+    return -c->slope * d * d / (2.0 * c->p.knee_db);
+}
+
+static int params_valid(const rt_compressor_params *p)
+{
+    /* Written so that NaN fails every comparison. */
+    if (!(p->threshold_db >= -100.0 && p->threshold_db <= 20.0)) return 0;
+    if (!(p->ratio >= 1.0 && p->ratio <= 1000.0)) return 0;
+    if (!(p->knee_db >= 0.0 && p->knee_db <= 48.0)) return 0;
+    if (!(p->attack_ms >= 0.0 && p->attack_ms <= 2000.0)) return 0;
+    if (!(p->release_ms >= 0.0 && p->release_ms <= 10000.0)) return 0;
+    if (!(p->makeup_db >= -48.0 && p->makeup_db <= 48.0)) return 0;
+    if (p->auto_makeup != 0 && p->auto_makeup != 1) return 0;
+    if (p->detector != RT_CMP_DETECT_PEAK && p->detector != RT_CMP_DETECT_RMS) return 0;
+    if (!(p->rms_ms >= 0.1 && p->rms_ms <= 2000.0)) return 0;
+    if (p->link != RT_CMP_LINK_NONE && p->link != RT_CMP_LINK_MAX && p->link != RT_CMP_LINK_MEAN) return 0;
+    return 1;
+}
+
+/* Store p (already valid) and everything derived from it.  No allocation. */
+static void apply_params(rt_compressor *c, const rt_compressor_params *p, int ramp_makeup)
+{
+    int detector_changed = c->p.detector != p->detector;
+    int relink = c->p.link != p->link || detector_changed;
+    c->p = *p;
+    c->slope = 1.0 / p->ratio - 1.0;
+    c->knee_lo_db = p->threshold_db - 0.5 * p->knee_db;
+    c->knee_hi_db = p->threshold_db + 0.5 * p->knee_db;
+    c->knee_lo_amp = pow(10.0, c->knee_lo_db / 20.0);
+    c->knee_lo_pow = c->knee_lo_amp * c->knee_lo_amp;
+    c->attack_coef = time_coef(p->attack_ms, c->sample_rate);
+    c->release_coef = time_coef(p->release_ms, c->sample_rate);
+    c->rms_coef = time_coef(p->rms_ms, c->sample_rate);
+
+    double target = p->makeup_db + (p->auto_makeup ? static_gr_db(c, 0.0) : 0.0);
+    if (target != c->makeup_target_db || !ramp_makeup) {
+        c->makeup_target_db = target;
+        if (ramp_makeup && c->makeup_ramp_frames > 0) {
+            c->makeup_remaining = c->makeup_ramp_frames;
+            c->makeup_step = (target - c->makeup_db) / (double)c->makeup_ramp_frames;
+        } else {
+            c->makeup_db = target;
+            c->makeup_remaining = 0;
+        }
+    }
+    if (relink) {
+        /* Detector topology changed.  A newly linked detector starts from the most
+         * reduced channel (linked mode keeps every env_db equal to the shared one,
+         * so unlinking needs nothing); an RMS detector restarts from silence. */
+        double env = 0.0;
+        for (uint32_t ch = 0; ch < c->channels; ch++) {
+            if (c->env_db[ch] > env) env = c->env_db[ch];
+            if (detector_changed) c->ms[ch] = 0.0;
+        }
+        if (p->link != RT_CMP_LINK_NONE)
+            for (uint32_t ch = 0; ch < c->channels; ch++) c->env_db[ch] = env;
+    }
+}
+
+rt_compressor *rt_compressor_create(uint32_t channels, double sample_rate, const rt_compressor_params *p)
+{
+    if (channels == 0 || !(sample_rate > 0.0) || !isfinite(sample_rate) || !p || !params_valid(p)) return NULL;
+    rt_compressor *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->channels = channels;
+    c->sample_rate = sample_rate;
+    c->makeup_ramp_frames = (uint32_t)lround(RT_CMP_MAKEUP_RAMP_MS * 0.001 * sample_rate);
+    c->env_db = calloc(channels, sizeof(double));
+    c->ms = calloc(channels, sizeof(double));
+    c->gr_now = calloc(channels, sizeof(_Atomic double));
+    c->gr_max = calloc(channels, sizeof(_Atomic double));
+    if (!c->env_db || !c->ms || !c->gr_now || !c->gr_max) {
+        rt_compressor_destroy(c);
+        return NULL;
+    }
+    c->p = *p;
+    apply_params(c, p, 0);
+    rt_compressor_reset(c);
+    return c;
+}
+
+void rt_compressor_destroy(rt_compressor *c)
+{
+    if (!c) return;
+    free(c->env_db);
+    free(c->ms);
+    free((void *)c->gr_now);
+    free((void *)c->gr_max);
+    free(c);
+}
+
+void rt_compressor_reset(rt_compressor *c)
+{
+    for (uint32_t ch = 0; ch < c->channels; ch++) {
+        c->env_db[ch] = 0.0;
+        c->ms[ch] = 0.0;
+        atomic_store_explicit(&c->gr_now[ch], 0.0, memory_order_relaxed);
+        atomic_store_explicit(&c->gr_max[ch], 0.0, memory_order_relaxed);
+    }
+    c->makeup_db = c->makeup_target_db;
+    c->makeup_remaining = 0;
+}
+
+uint32_t rt_compressor_latency(const rt_compressor *c) { return 0; }
+
+int rt_compressor_set_params(rt_compressor *c, const rt_compressor_params *p)
+{
+    if (!p || !params_valid(p)) return -1;
+    apply_params(c, p, 1);
+    return 0;
+}
+
+void rt_compressor_get_params(const rt_compressor *c, rt_compressor_params *p) { *p = c->p; }
+
+#define RT_CMP_SETTER(name, type, field)                               \
+    int rt_compressor_set_##name(rt_compressor *c, type value)         \
+    {                                                                  \
+        rt_compressor_params p = c->p;                                 \
+        p.field = value;                                               \
+        return rt_compressor_set_params(c, &p);                        \
+    }
+RT_CMP_SETTER(threshold_db, double, threshold_db)
+RT_CMP_SETTER(ratio, double, ratio)
+RT_CMP_SETTER(knee_db, double, knee_db)
+RT_CMP_SETTER(attack_ms, double, attack_ms)
+RT_CMP_SETTER(release_ms, double, release_ms)
+RT_CMP_SETTER(makeup_db, double, makeup_db)
+RT_CMP_SETTER(auto_makeup, int, auto_makeup)
+RT_CMP_SETTER(link, int, link)
+#undef RT_CMP_SETTER
+
+int rt_compressor_set_detector(rt_compressor *c, int detector, double rms_ms)
+{
+    rt_compressor_params p = c->p;
+    p.detector = detector;
+    p.rms_ms = rms_ms;
+    return rt_compressor_set_params(c, &p);
+}
+
+double rt_compressor_makeup_total_db(const rt_compressor *c) { return c->makeup_target_db; }
+
+double rt_compressor_gr_db(const rt_compressor *c, uint32_t channel)
+{
+    if (channel >= c->channels) return 0.0;
+    return atomic_load_explicit((_Atomic double *)&c->gr_now[channel], memory_order_relaxed);
+}
+
+double rt_compressor_gr_max_take_db(rt_compressor *c, uint32_t channel)
+{
+    if (channel >= c->channels) return 0.0;
+    return atomic_exchange_explicit(&c->gr_max[channel], 0.0, memory_order_relaxed);
+}
+
+/* One detector step: level (amplitude if !power, else mean square) -> new y_L. */
+static inline double envelope_step(const rt_compressor *c, double env, double level, int power)
+{
+    double x_l = 0.0;
+    if (power ? level > c->knee_lo_pow : level > c->knee_lo_amp) {
+        double x_db = (power ? DB_PER_NEPER_POW : DB_PER_NEPER_AMP) * log(level);
+        x_l = static_gr_db(c, x_db);
+    }
+    double a = x_l > env ? c->attack_coef : c->release_coef;
+    env = a * env + (1.0 - a) * x_l;
+    return rt_flush_tiny(env);
+}
+
+static inline double clamp_level(double v)
+{
+    return v <= RT_CMP_LEVEL_MAX ? v : (v > RT_CMP_LEVEL_MAX ? RT_CMP_LEVEL_MAX : 0.0);
+}
+
+/* Mean-square update with a clamped input (NaN/Inf cannot enter the state). */
+static inline double ms_step(double ms, double x, double coef)
+{
+    double sq = clamp_level(x * x);
+    return rt_flush_tiny(coef * ms + (1.0 - coef) * sq);
+}
+
+static inline void publish_gr(rt_compressor *c, uint32_t ch, double now, double block_max)
+{
+    atomic_store_explicit(&c->gr_now[ch], now, memory_order_relaxed);
+    double old = atomic_load_explicit(&c->gr_max[ch], memory_order_relaxed);
+    while (block_max > old &&
+           !atomic_compare_exchange_weak_explicit(&c->gr_max[ch], &old, block_max,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+/* Fill c->makeup[0..n) if a ramp is running; returns 1 if it did (per-frame makeup). */
+static int makeup_for_chunk(rt_compressor *c, uint32_t n)
+{
+    if (c->makeup_remaining == 0) return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (c->makeup_remaining > 0) {
+            c->makeup_remaining--;
+            c->makeup_db = c->makeup_remaining ? c->makeup_db + c->makeup_step : c->makeup_target_db;
+        }
+        c->makeup[i] = c->makeup_db;
+    }
+    return 1;
+}
+
+static void process_linked(rt_compressor *c, const float *const *in, float *const *out,
+                           uint32_t off, uint32_t n, int ramping)
+{
+    const uint32_t nch = c->channels;
+    const int rms = c->p.detector == RT_CMP_DETECT_RMS;
+    const int mean = c->p.link == RT_CMP_LINK_MEAN;
+    const double inv_n = 1.0 / nch;
+
+    /* Pass 1: the shared detector's input per frame (all inputs read before any output is written). */
+    if (rms) {
+        for (uint32_t i = 0; i < n; i++) c->level[i] = mean ? 0.0 : -1.0;
+        for (uint32_t ch = 0; ch < nch; ch++) {
+            const float *x = in[ch] + off;
+            double ms = c->ms[ch];
+            for (uint32_t i = 0; i < n; i++) {
+                ms = ms_step(ms, x[i], c->rms_coef);
+                if (mean) c->level[i] += sqrt(ms);
+                else if (ms > c->level[i]) c->level[i] = ms;
+            }
+            c->ms[ch] = ms;
+        }
+        if (mean)
+            for (uint32_t i = 0; i < n; i++) c->level[i] *= inv_n;
+    } else {
+        for (uint32_t i = 0; i < n; i++) c->level[i] = 0.0;
+        for (uint32_t ch = 0; ch < nch; ch++) {
+            const float *x = in[ch] + off;
+            for (uint32_t i = 0; i < n; i++) {
+                double a = fabs((double)x[i]);
+                if (mean) c->level[i] += a;
+                else if (a > c->level[i]) c->level[i] = a;
+            }
+        }
+        for (uint32_t i = 0; i < n; i++) c->level[i] = clamp_level(mean ? c->level[i] * inv_n : c->level[i]);
+    }
+
+    /* Pass 2: one envelope, one gain per frame.  Mean-linked RMS is an amplitude. */
+    const int power = rms && !mean;
+    double env = c->env_db[0], block_max = 0.0;
+    const double makeup_lin = exp(NEPER_PER_DB * c->makeup_db);
+    for (uint32_t i = 0; i < n; i++) {
+        env = envelope_step(c, env, c->level[i], power);
+        if (env > block_max) block_max = env;
+        if (ramping) c->gain[i] = exp(NEPER_PER_DB * (c->makeup[i] - env));
+        else c->gain[i] = env == 0.0 ? makeup_lin : exp(NEPER_PER_DB * (c->makeup_db - env));
+    }
+    c->env_db[0] = env;
+    for (uint32_t ch = 0; ch < nch; ch++) {
+        c->env_db[ch] = env;
+        publish_gr(c, ch, env, block_max);
+    }
+
+    /* Pass 3: apply. */
+    for (uint32_t ch = 0; ch < nch; ch++) {
+        const float *x = in[ch] + off;
+        float *y = out[ch] + off;
+        for (uint32_t i = 0; i < n; i++) y[i] = (float)((double)x[i] * c->gain[i]);
+    }
+}
+
+static void process_unlinked(rt_compressor *c, const float *const *in, float *const *out,
+                             uint32_t off, uint32_t n, int ramping)
+{
+    const int rms = c->p.detector == RT_CMP_DETECT_RMS;
+    const double makeup_lin = exp(NEPER_PER_DB * c->makeup_db);
+    for (uint32_t ch = 0; ch < c->channels; ch++) {
+        const float *x = in[ch] + off;
+        float *y = out[ch] + off;
+        double env = c->env_db[ch], ms = c->ms[ch], block_max = 0.0;
+        for (uint32_t i = 0; i < n; i++) {
+            double xi = x[i], level;
+            if (rms) {
+                ms = ms_step(ms, xi, c->rms_coef);
+                level = ms;
+            } else {
+                level = clamp_level(fabs(xi));
+            }
+            env = envelope_step(c, env, level, rms);
+            if (env > block_max) block_max = env;
+            double g;
+            if (ramping) g = exp(NEPER_PER_DB * (c->makeup[i] - env));
+            else g = env == 0.0 ? makeup_lin : exp(NEPER_PER_DB * (c->makeup_db - env));
+            y[i] = (float)(xi * g);
+        }
+        c->env_db[ch] = env;
+        c->ms[ch] = ms;
+        publish_gr(c, ch, env, block_max);
+    }
+}
+
+uint32_t rt_compressor_process(rt_compressor *c, const float *const *in, float *const *out, uint32_t frames)
+{
+    uint32_t done = 0;
+    while (done < frames) {
+        uint32_t n = frames - done;
+        if (n > RT_CMP_CHUNK) n = RT_CMP_CHUNK;
+        int ramping = makeup_for_chunk(c, n);
+        if (c->p.link == RT_CMP_LINK_NONE || c->channels == 1)
+            process_unlinked(c, in, out, done, n, ramping);
+        else
+            process_linked(c, in, out, done, n, ramping);
+        done += n;
+    }
+    return frames;
+}
