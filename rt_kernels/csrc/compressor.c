@@ -6,8 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Frames handled per pass; only sizes the scratch buffers.  Every state update
- * is per sample, so the output does not depend on this or on the caller's blocks. */
+/* Work is done in chunks on a grid of RT_CMP_CHUNK frames aligned to the absolute
+ * frame count (not to the caller's blocks); tiny state is flushed at each grid point,
+ * which keeps the flush off the smoother's per-sample dependency chain and the output
+ * bit-identical for any block size.  Between two grid points a state above
+ * RT_STATE_FLOOR cannot decay into the subnormal range (even the fastest time
+ * constants shrink it by far less than 1e-270 in 256 frames), and a zero
+ * time constant sets the envelope to its input exactly. */
 #define RT_CMP_CHUNK 256
 #define RT_CMP_MAKEUP_RAMP_MS 20.0
 /* Detector inputs above this (+200 dB, Inf included) are clamped to it and a NaN
@@ -39,6 +44,7 @@ struct rt_compressor {
     double makeup_step;
     uint32_t makeup_remaining;
     uint32_t makeup_ramp_frames;
+    uint32_t grid_phase;   /* frames since the last grid point */
 
     /* per channel (index 0 is the shared detector when linked) */
     double *env_db;        /* y_L */
@@ -50,6 +56,42 @@ struct rt_compressor {
     double gain[RT_CMP_CHUNK];    /* linear gain per frame */
     double makeup[RT_CMP_CHUNK];  /* makeup dB per frame while ramping */
 };
+
+/* Natural log and exp for the per-sample level and gain.  libm's are correctly
+ * rounded and handle every special case, but cost a call each per sample; these are
+ * inline, branch-free, and accurate far beyond audibility (relative error < 1e-11,
+ * i.e. < 1e-10 dB), for the ranges met here: fast_log takes a positive normal x
+ * (levels are clamped to [knee start, 1e10]); fast_exp takes |y| <= 700. */
+static inline double fast_log(double x)
+{
+    /* x = 2^k m with m in [sqrt(1/2), sqrt(2)): measured from the bits of sqrt(1/2),
+     * the exponent field gives k and the rest gives m (as in musl's log). */
+    uint64_t ix, iz;
+    memcpy(&ix, &x, sizeof ix);
+    uint64_t tmp = ix - 0x3FE6A09E667F3BCDull;
+    int64_t k = (int64_t)tmp >> 52;
+    iz = ix - (tmp & (0xFFFull << 52));
+    double m;
+    memcpy(&m, &iz, sizeof m);
+    /* log(m) = 2 atanh(s), s = (m - 1)/(m + 1), |s| <= 0.1716; series to s^13 */
+    double sv = (m - 1.0) / (m + 1.0), z = sv * sv;
+    double poly = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11 + z * (1.0 / 13))))));
+    return (double)k * 0.6931471805599453094 + 2.0 * sv * poly;
+}
+
+static inline double fast_exp(double y)
+{
+    /* y = k ln2 + r, |r| <= ln2/2; exp(y) = 2^k e^r */
+    const double round_magic = 0x1.8p52;
+    double kd = (y * 1.4426950408889634074 + round_magic) - round_magic;
+    double r = (y - kd * 0x1.62e42fefa3800p-1) - kd * 0x1.ef35793c76730p-45;
+    double p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720
+              + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800))))))))));
+    uint64_t scale_bits = (uint64_t)((int64_t)kd + 1023) << 52;
+    double scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return p * scale;
+}
 
 static double time_coef(double ms, double fs)
 {
@@ -164,6 +206,7 @@ void rt_compressor_reset(rt_compressor *c)
     }
     c->makeup_db = c->makeup_target_db;
     c->makeup_remaining = 0;
+    c->grid_phase = 0;
 }
 
 uint32_t rt_compressor_latency(const rt_compressor *c) { return 0; }
@@ -216,19 +259,6 @@ double rt_compressor_gr_max_take_db(rt_compressor *c, uint32_t channel)
     return atomic_exchange_explicit(&c->gr_max[channel], 0.0, memory_order_relaxed);
 }
 
-/* One detector step: level (amplitude if !power, else mean square) -> new y_L. */
-static inline double envelope_step(const rt_compressor *c, double env, double level, int power)
-{
-    double x_l = 0.0;
-    if (power ? level > c->knee_lo_pow : level > c->knee_lo_amp) {
-        double x_db = (power ? DB_PER_NEPER_POW : DB_PER_NEPER_AMP) * log(level);
-        x_l = static_gr_db(c, x_db);
-    }
-    double a = x_l > env ? c->attack_coef : c->release_coef;
-    env = a * env + (1.0 - a) * x_l;
-    return rt_flush_tiny(env);
-}
-
 static inline double clamp_level(double v)
 {
     return v <= RT_CMP_LEVEL_MAX ? v : (v > RT_CMP_LEVEL_MAX ? RT_CMP_LEVEL_MAX : 0.0);
@@ -238,7 +268,7 @@ static inline double clamp_level(double v)
 static inline double ms_step(double ms, double x, double coef)
 {
     double sq = clamp_level(x * x);
-    return rt_flush_tiny(coef * ms + (1.0 - coef) * sq);
+    return coef * ms + (1.0 - coef) * sq;
 }
 
 static inline void publish_gr(rt_compressor *c, uint32_t ch, double now, double block_max)
@@ -265,6 +295,65 @@ static int makeup_for_chunk(rt_compressor *c, uint32_t n)
     return 1;
 }
 
+/* From detector levels in c->level[0..n) (amplitudes, or mean squares if `power`) to
+ * linear gains in c->gain[0..n), advancing the envelope *env.  Returns the largest
+ * envelope value (gain reduction, dB) of the chunk.  Three passes so that the log and
+ * exp passes have no loop-carried dependency; only the smoother itself is serial. */
+static double levels_to_gains(rt_compressor *c, double *env_io, uint32_t n, int power, int ramping)
+{
+    double *restrict level = c->level, *restrict g = c->gain;
+    const double lo = power ? c->knee_lo_pow : c->knee_lo_amp;
+    const double to_db = power ? DB_PER_NEPER_POW : DB_PER_NEPER_AMP;
+
+    /* 1. wanted gain reduction x_L per frame (exactly 0 at or below the knee's start) */
+    for (uint32_t i = 0; i < n; i++) {
+        double l = level[i];
+        g[i] = l > lo ? static_gr_db(c, to_db * fast_log(l)) : 0.0;
+    }
+
+    /* 2. smooth branching peak detector on x_L (paper eq. 17), in place.  Both
+     * branches are computed; their difference is (a_A - a_R)(y_L - x_L), so when the
+     * attack is the faster one (a_A <= a_R) the branch taken is always the larger of
+     * the two (the smaller one otherwise).  A max/min replaces the data-dependent
+     * branch, which noise would mispredict half the time. */
+    const double aa = c->attack_coef, ba = 1.0 - aa, ar = c->release_coef, br = 1.0 - ar;
+    double env = *env_io, block_max = 0.0;
+    if (aa <= ar) {
+        for (uint32_t i = 0; i < n; i++) {
+            double x_l = g[i];
+            double attack = aa * env + ba * x_l, release = ar * env + br * x_l;
+            env = attack > release ? attack : release;
+            block_max = env > block_max ? env : block_max;
+            g[i] = env;
+        }
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            double x_l = g[i];
+            double attack = aa * env + ba * x_l, release = ar * env + br * x_l;
+            env = attack < release ? attack : release;
+            block_max = env > block_max ? env : block_max;
+            g[i] = env;
+        }
+    }
+    *env_io = env;
+
+    /* 3. gain = 10^((makeup - y_L)/20).  The argument stays within [-40, 6] nepers:
+     * levels are clamped to +200 dBFS, so y_L < 350 dB, and |makeup| <= 48 dB. */
+    if (ramping) {
+        for (uint32_t i = 0; i < n; i++) g[i] = fast_exp(NEPER_PER_DB * (c->makeup[i] - g[i]));
+    } else {
+        const double makeup = c->makeup_db, makeup_lin = exp(NEPER_PER_DB * makeup);
+        for (uint32_t i = 0; i < n; i++) g[i] = g[i] == 0.0 ? makeup_lin : fast_exp(NEPER_PER_DB * (makeup - g[i]));
+    }
+    return block_max;
+}
+
+static inline void apply_gain(const double *restrict g, const float *x, float *y, uint32_t n)
+{
+    /* x and y may be the same buffer; each sample is read before it is written. */
+    for (uint32_t i = 0; i < n; i++) y[i] = (float)((double)x[i] * g[i]);
+}
+
 static void process_linked(rt_compressor *c, const float *const *in, float *const *out,
                            uint32_t off, uint32_t n, int ramping)
 {
@@ -272,56 +361,40 @@ static void process_linked(rt_compressor *c, const float *const *in, float *cons
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
     const int mean = c->p.link == RT_CMP_LINK_MEAN;
     const double inv_n = 1.0 / nch;
+    double *level = c->level;
 
-    /* Pass 1: the shared detector's input per frame (all inputs read before any output is written). */
-    if (rms) {
-        for (uint32_t i = 0; i < n; i++) c->level[i] = mean ? 0.0 : -1.0;
-        for (uint32_t ch = 0; ch < nch; ch++) {
-            const float *x = in[ch] + off;
+    /* The shared detector's input per frame; all inputs are read before any output is written. */
+    for (uint32_t i = 0; i < n; i++) level[i] = 0.0;
+    for (uint32_t ch = 0; ch < nch; ch++) {
+        const float *x = in[ch] + off;
+        if (rms) {
             double ms = c->ms[ch];
             for (uint32_t i = 0; i < n; i++) {
                 ms = ms_step(ms, x[i], c->rms_coef);
-                if (mean) c->level[i] += sqrt(ms);
-                else if (ms > c->level[i]) c->level[i] = ms;
+                if (mean) level[i] += sqrt(ms);
+                else level[i] = ms > level[i] ? ms : level[i];
             }
             c->ms[ch] = ms;
-        }
-        if (mean)
-            for (uint32_t i = 0; i < n; i++) c->level[i] *= inv_n;
-    } else {
-        for (uint32_t i = 0; i < n; i++) c->level[i] = 0.0;
-        for (uint32_t ch = 0; ch < nch; ch++) {
-            const float *x = in[ch] + off;
+        } else {
             for (uint32_t i = 0; i < n; i++) {
                 double a = fabs((double)x[i]);
-                if (mean) c->level[i] += a;
-                else if (a > c->level[i]) c->level[i] = a;
+                if (mean) level[i] += a;
+                else level[i] = a > level[i] ? a : level[i];
             }
         }
-        for (uint32_t i = 0; i < n; i++) c->level[i] = clamp_level(mean ? c->level[i] * inv_n : c->level[i]);
     }
+    if (mean)
+        for (uint32_t i = 0; i < n; i++) level[i] = clamp_level(level[i] * inv_n);
+    else if (!rms)
+        for (uint32_t i = 0; i < n; i++) level[i] = clamp_level(level[i]);
 
-    /* Pass 2: one envelope, one gain per frame.  Mean-linked RMS is an amplitude. */
-    const int power = rms && !mean;
-    double env = c->env_db[0], block_max = 0.0;
-    const double makeup_lin = exp(NEPER_PER_DB * c->makeup_db);
-    for (uint32_t i = 0; i < n; i++) {
-        env = envelope_step(c, env, c->level[i], power);
-        if (env > block_max) block_max = env;
-        if (ramping) c->gain[i] = exp(NEPER_PER_DB * (c->makeup[i] - env));
-        else c->gain[i] = env == 0.0 ? makeup_lin : exp(NEPER_PER_DB * (c->makeup_db - env));
-    }
-    c->env_db[0] = env;
+    /* One envelope for all channels.  Mean-linked RMS is an amplitude (mean of RMS values). */
+    double env = c->env_db[0];
+    double block_max = levels_to_gains(c, &env, n, rms && !mean, ramping);
     for (uint32_t ch = 0; ch < nch; ch++) {
         c->env_db[ch] = env;
         publish_gr(c, ch, env, block_max);
-    }
-
-    /* Pass 3: apply. */
-    for (uint32_t ch = 0; ch < nch; ch++) {
-        const float *x = in[ch] + off;
-        float *y = out[ch] + off;
-        for (uint32_t i = 0; i < n; i++) y[i] = (float)((double)x[i] * c->gain[i]);
+        apply_gain(c->gain, in[ch] + off, out[ch] + off, n);
     }
 }
 
@@ -329,29 +402,19 @@ static void process_unlinked(rt_compressor *c, const float *const *in, float *co
                              uint32_t off, uint32_t n, int ramping)
 {
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
-    const double makeup_lin = exp(NEPER_PER_DB * c->makeup_db);
+    double *level = c->level;
     for (uint32_t ch = 0; ch < c->channels; ch++) {
         const float *x = in[ch] + off;
-        float *y = out[ch] + off;
-        double env = c->env_db[ch], ms = c->ms[ch], block_max = 0.0;
-        for (uint32_t i = 0; i < n; i++) {
-            double xi = x[i], level;
-            if (rms) {
-                ms = ms_step(ms, xi, c->rms_coef);
-                level = ms;
-            } else {
-                level = clamp_level(fabs(xi));
-            }
-            env = envelope_step(c, env, level, rms);
-            if (env > block_max) block_max = env;
-            double g;
-            if (ramping) g = exp(NEPER_PER_DB * (c->makeup[i] - env));
-            else g = env == 0.0 ? makeup_lin : exp(NEPER_PER_DB * (c->makeup_db - env));
-            y[i] = (float)(xi * g);
+        if (rms) {
+            double ms = c->ms[ch];
+            for (uint32_t i = 0; i < n; i++) level[i] = ms = ms_step(ms, x[i], c->rms_coef);
+            c->ms[ch] = ms;
+        } else {
+            for (uint32_t i = 0; i < n; i++) level[i] = clamp_level(fabs((double)x[i]));
         }
-        c->env_db[ch] = env;
-        c->ms[ch] = ms;
-        publish_gr(c, ch, env, block_max);
+        double block_max = levels_to_gains(c, &c->env_db[ch], n, rms, ramping);
+        publish_gr(c, ch, c->env_db[ch], block_max);
+        apply_gain(c->gain, x, out[ch] + off, n);
     }
 }
 
@@ -359,14 +422,22 @@ uint32_t rt_compressor_process(rt_compressor *c, const float *const *in, float *
 {
     uint32_t done = 0;
     while (done < frames) {
-        uint32_t n = frames - done;
-        if (n > RT_CMP_CHUNK) n = RT_CMP_CHUNK;
+        uint32_t n = RT_CMP_CHUNK - c->grid_phase;
+        if (n > frames - done) n = frames - done;
         int ramping = makeup_for_chunk(c, n);
         if (c->p.link == RT_CMP_LINK_NONE || c->channels == 1)
             process_unlinked(c, in, out, done, n, ramping);
         else
             process_linked(c, in, out, done, n, ramping);
         done += n;
+        c->grid_phase += n;
+        if (c->grid_phase == RT_CMP_CHUNK) {
+            c->grid_phase = 0;
+            for (uint32_t ch = 0; ch < c->channels; ch++) {
+                c->env_db[ch] = rt_flush_tiny(c->env_db[ch]);
+                c->ms[ch] = rt_flush_tiny(c->ms[ch]);
+            }
+        }
     }
     return frames;
 }
