@@ -23,17 +23,25 @@
 #define DB_PER_NEPER_POW (10.0 / 2.302585092994045684)  /* 10 / ln 10 */
 #define NEPER_PER_DB (2.302585092994045684 / 20.0)
 
+/* The two vectorized passes are also built for AVX2 (4 doubles per instruction)
+ * and picked at load time (ifunc) on CPUs that have it.  No FMA: the arithmetic,
+ * and so the output, is the same in every clone. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RT_CMP_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define RT_CMP_SIMD_CLONES
+#endif
+
 struct rt_compressor {
     uint32_t channels;
     double sample_rate;
     rt_compressor_params p;
 
     /* derived from p */
-    double slope;          /* 1/R - 1 (<= 0) */
-    double knee_lo_db;     /* T - W/2: below it the curve is the identity */
+    double drop;           /* 1 - 1/R: dB of reduction per dB above the threshold */
+    double half_inv_knee;  /* 1/(2W), 0 for a hard knee */
+    double knee_lo_db;     /* T - W/2: at or below it the curve is the identity */
     double knee_hi_db;     /* T + W/2 */
-    double knee_lo_amp;    /* 10^(knee_lo_db/20): skip the log at or below it */
-    double knee_lo_pow;    /* knee_lo_amp^2 */
     double attack_coef;    /* a_A */
     double release_coef;   /* a_R */
     double rms_coef;       /* one-pole coefficient of the mean-square detector */
@@ -52,45 +60,59 @@ struct rt_compressor {
     _Atomic double *gr_now;
     _Atomic double *gr_max;
 
-    double level[RT_CMP_CHUNK];   /* linked detector level per frame */
-    double gain[RT_CMP_CHUNK];    /* linear gain per frame */
+    double level[2][RT_CMP_CHUNK];  /* detector level per frame (two channels at a time) */
+    double gain[2][RT_CMP_CHUNK];   /* x_L, then y_L, then the linear gain, per frame */
     double makeup[RT_CMP_CHUNK];  /* makeup dB per frame while ramping */
 };
 
 /* Natural log and exp for the per-sample level and gain.  libm's are correctly
- * rounded and handle every special case, but cost a call each per sample; these are
- * inline, branch-free, and accurate far beyond audibility (relative error < 1e-11,
- * i.e. < 1e-10 dB), for the ranges met here: fast_log takes a positive normal x
- * (levels are clamped to [knee start, 1e10]); fast_exp takes |y| <= 700. */
+ * rounded and handle every special case, but cost a call per sample and cannot be
+ * vectorized; these are inline, branch-free, use no int<->double conversion (so
+ * gcc vectorizes the loops that call them with plain SSE2), and are accurate far
+ * beyond audibility (errors < 1e-12, i.e. < 1e-11 dB) in the ranges met here:
+ * fast_log takes a finite x >= 0 (0 and subnormals give about -709, i.e. a level of
+ * about -6000 dB, far below any knee); fast_exp takes |y| <= 700. */
+static inline uint64_t bits_of(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static inline double double_of(uint64_t u)
+{
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 static inline double fast_log(double x)
 {
     /* x = 2^k m with m in [sqrt(1/2), sqrt(2)): measured from the bits of sqrt(1/2),
-     * the exponent field gives k and the rest gives m (as in musl's log). */
-    uint64_t ix, iz;
-    memcpy(&ix, &x, sizeof ix);
+     * the top 12 bits give k and the rest gives m (as in musl's log). */
+    uint64_t ix = bits_of(x);
     uint64_t tmp = ix - 0x3FE6A09E667F3BCDull;
-    int64_t k = (int64_t)tmp >> 52;
-    iz = ix - (tmp & (0xFFFull << 52));
-    double m;
-    memcpy(&m, &iz, sizeof m);
+    double m = double_of(ix - (tmp & (0xFFFull << 52)));
+    /* k + 2048 as an unsigned 12-bit field, turned into a double via 2^52 + field. */
+    uint64_t biased = (tmp + (2048ull << 52)) >> 52;
+    double k = double_of(0x4330000000000000ull | biased) - (0x1.0p52 + 2048.0);
     /* log(m) = 2 atanh(s), s = (m - 1)/(m + 1), |s| <= 0.1716; series to s^13 */
     double sv = (m - 1.0) / (m + 1.0), z = sv * sv;
     double poly = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11 + z * (1.0 / 13))))));
-    return (double)k * 0.6931471805599453094 + 2.0 * sv * poly;
+    return k * 0.6931471805599453094 + 2.0 * sv * poly;
 }
 
 static inline double fast_exp(double y)
 {
-    /* y = k ln2 + r, |r| <= ln2/2; exp(y) = 2^k e^r */
+    /* y = k ln2 + r, |r| <= ln2/2; exp(y) = 2^k e^r.  Adding 1.5 * 2^52 rounds
+     * y/ln2 to the integer k and leaves k in the low bits of the sum. */
     const double round_magic = 0x1.8p52;
-    double kd = (y * 1.4426950408889634074 + round_magic) - round_magic;
+    double shifted = y * 1.4426950408889634074 + round_magic;
+    double kd = shifted - round_magic;
     double r = (y - kd * 0x1.62e42fefa3800p-1) - kd * 0x1.ef35793c76730p-45;
     double p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720
               + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800))))))))));
-    uint64_t scale_bits = (uint64_t)((int64_t)kd + 1023) << 52;
-    double scale;
-    memcpy(&scale, &scale_bits, sizeof scale);
-    return p * scale;
+    return p * double_of((bits_of(shifted) + 1023) << 52);
 }
 
 static double time_coef(double ms, double fs)
@@ -99,13 +121,23 @@ static double time_coef(double ms, double fs)
     return ms > 0.0 ? exp(-1.0 / (ms * 0.001 * fs)) : 0.0;
 }
 
-/* Static gain reduction x_L = x_G - y_G (dB, >= 0) for a level in dB. */
-static inline double static_gr_db(const rt_compressor *c, double x_db)
+/* Static gain reduction x_L = x_G - y_G (dB, >= 0) of paper eq. 4, written with
+ * clamps only (so that a loop over it vectorizes):
+ *     x_L = drop (xk - lo)^2 / (2W) + drop (max(x, hi) - hi),   xk = clamp(x, lo, hi),
+ * drop = 1 - 1/R, lo/hi = T -/+ W/2.  At or below the knee both terms are exactly 0;
+ * in it, the first is the quadratic; above it, their sum is drop (x - T). */
+static inline double knee_curve_gr(double x_db, double lo, double hi, double drop, double half_inv_knee)
 {
-    if (x_db <= c->knee_lo_db) return 0.0;
-    if (x_db >= c->knee_hi_db) return -c->slope * (x_db - c->p.threshold_db);
-    double d = x_db - c->knee_lo_db;
-    return -c->slope * d * d / (2.0 * c->p.knee_db);
+    double xk = x_db > lo ? x_db : lo;
+    xk = xk < hi ? xk : hi;
+    double xa = x_db > hi ? x_db : hi;
+    double d = xk - lo;
+    return drop * d * d * half_inv_knee + drop * (xa - hi);
+}
+
+static double static_gr_db(const rt_compressor *c, double x_db)
+{
+    return knee_curve_gr(x_db, c->knee_lo_db, c->knee_hi_db, c->drop, c->half_inv_knee);
 }
 
 static int params_valid(const rt_compressor_params *p)
@@ -130,11 +162,10 @@ static void apply_params(rt_compressor *c, const rt_compressor_params *p, int ra
     int detector_changed = c->p.detector != p->detector;
     int relink = c->p.link != p->link || detector_changed;
     c->p = *p;
-    c->slope = 1.0 / p->ratio - 1.0;
+    c->drop = 1.0 - 1.0 / p->ratio;
+    c->half_inv_knee = p->knee_db > 0.0 ? 0.5 / p->knee_db : 0.0;
     c->knee_lo_db = p->threshold_db - 0.5 * p->knee_db;
     c->knee_hi_db = p->threshold_db + 0.5 * p->knee_db;
-    c->knee_lo_amp = pow(10.0, c->knee_lo_db / 20.0);
-    c->knee_lo_pow = c->knee_lo_amp * c->knee_lo_amp;
     c->attack_coef = time_coef(p->attack_ms, c->sample_rate);
     c->release_coef = time_coef(p->release_ms, c->sample_rate);
     c->rms_coef = time_coef(p->rms_ms, c->sample_rate);
@@ -295,57 +326,98 @@ static int makeup_for_chunk(rt_compressor *c, uint32_t n)
     return 1;
 }
 
-/* From detector levels in c->level[0..n) (amplitudes, or mean squares if `power`) to
- * linear gains in c->gain[0..n), advancing the envelope *env.  Returns the largest
- * envelope value (gain reduction, dB) of the chunk.  Three passes so that the log and
- * exp passes have no loop-carried dependency; only the smoother itself is serial. */
-static double levels_to_gains(rt_compressor *c, double *env_io, uint32_t n, int power, int ramping)
+/* The per-chunk passes.  Only the smoother is serial; the log and exp passes have
+ * no loop-carried dependency and no branches, so the compiler vectorizes them. */
+
+/* Wanted gain reduction x_L per frame from detector levels (amplitudes, or mean
+ * squares if `power`). */
+RT_CMP_SIMD_CLONES
+static void wanted_gr(const rt_compressor *c, const double *restrict level, double *restrict g,
+                      uint32_t n, int power)
 {
-    double *restrict level = c->level, *restrict g = c->gain;
-    const double lo = power ? c->knee_lo_pow : c->knee_lo_amp;
     const double to_db = power ? DB_PER_NEPER_POW : DB_PER_NEPER_AMP;
-
-    /* 1. wanted gain reduction x_L per frame (exactly 0 at or below the knee's start) */
+    const double lo = c->knee_lo_db, hi = c->knee_hi_db, drop = c->drop, half_inv_knee = c->half_inv_knee;
     for (uint32_t i = 0; i < n; i++) {
-        double l = level[i];
-        g[i] = l > lo ? static_gr_db(c, to_db * fast_log(l)) : 0.0;
+        double x_db = to_db * fast_log(level[i]);  /* silence reads as about -6000 dB */
+        g[i] = knee_curve_gr(x_db, lo, hi, drop, half_inv_knee);
     }
+}
 
-    /* 2. smooth branching peak detector on x_L (paper eq. 17), in place.  Both
-     * branches are computed; their difference is (a_A - a_R)(y_L - x_L), so when the
-     * attack is the faster one (a_A <= a_R) the branch taken is always the larger of
-     * the two (the smaller one otherwise).  A max/min replaces the data-dependent
-     * branch, which noise would mispredict half the time. */
+/* Smooth branching peak detector on x_L (paper eq. 17), in place: g[i] becomes y_L.
+ * Both branches are computed; they differ by (a_A - a_R)(y_L - x_L), so when the
+ * attack is the faster one (a_A <= a_R) the branch taken is always the larger of the
+ * two, otherwise the smaller.  A max/min thus replaces the data-dependent branch,
+ * which noise would mispredict half the time.  Two channels are smoothed in one loop
+ * (g1 may be NULL) so that their dependency chains overlap. */
+static void smooth(const rt_compressor *c, double *restrict g0, double *restrict g1, uint32_t n,
+                   double *env, double *block_max)
+{
     const double aa = c->attack_coef, ba = 1.0 - aa, ar = c->release_coef, br = 1.0 - ar;
-    double env = *env_io, block_max = 0.0;
-    if (aa <= ar) {
+    double e0 = env[0], m0 = 0.0;
+    if (g1) {
+        double e1 = env[1], m1 = 0.0;
+        if (aa <= ar) {
+            for (uint32_t i = 0; i < n; i++) {
+                double x0 = g0[i], x1 = g1[i];
+                double a0 = aa * e0 + ba * x0, r0 = ar * e0 + br * x0;
+                double a1 = aa * e1 + ba * x1, r1 = ar * e1 + br * x1;
+                e0 = a0 > r0 ? a0 : r0;
+                e1 = a1 > r1 ? a1 : r1;
+                m0 = e0 > m0 ? e0 : m0;
+                m1 = e1 > m1 ? e1 : m1;
+                g0[i] = e0;
+                g1[i] = e1;
+            }
+        } else {
+            for (uint32_t i = 0; i < n; i++) {
+                double x0 = g0[i], x1 = g1[i];
+                double a0 = aa * e0 + ba * x0, r0 = ar * e0 + br * x0;
+                double a1 = aa * e1 + ba * x1, r1 = ar * e1 + br * x1;
+                e0 = a0 < r0 ? a0 : r0;
+                e1 = a1 < r1 ? a1 : r1;
+                m0 = e0 > m0 ? e0 : m0;
+                m1 = e1 > m1 ? e1 : m1;
+                g0[i] = e0;
+                g1[i] = e1;
+            }
+        }
+        env[1] = e1;
+        block_max[1] = m1;
+    } else if (aa <= ar) {
         for (uint32_t i = 0; i < n; i++) {
-            double x_l = g[i];
-            double attack = aa * env + ba * x_l, release = ar * env + br * x_l;
-            env = attack > release ? attack : release;
-            block_max = env > block_max ? env : block_max;
-            g[i] = env;
+            double x0 = g0[i];
+            double a0 = aa * e0 + ba * x0, r0 = ar * e0 + br * x0;
+            e0 = a0 > r0 ? a0 : r0;
+            m0 = e0 > m0 ? e0 : m0;
+            g0[i] = e0;
         }
     } else {
         for (uint32_t i = 0; i < n; i++) {
-            double x_l = g[i];
-            double attack = aa * env + ba * x_l, release = ar * env + br * x_l;
-            env = attack < release ? attack : release;
-            block_max = env > block_max ? env : block_max;
-            g[i] = env;
+            double x0 = g0[i];
+            double a0 = aa * e0 + ba * x0, r0 = ar * e0 + br * x0;
+            e0 = a0 < r0 ? a0 : r0;
+            m0 = e0 > m0 ? e0 : m0;
+            g0[i] = e0;
         }
     }
-    *env_io = env;
+    env[0] = e0;
+    block_max[0] = m0;
+}
 
-    /* 3. gain = 10^((makeup - y_L)/20).  The argument stays within [-40, 6] nepers:
-     * levels are clamped to +200 dBFS, so y_L < 350 dB, and |makeup| <= 48 dB. */
+/* Linear gain = 10^((makeup - y_L)/20), in place.  The argument stays within
+ * [-40, 6] nepers: levels are clamped to +200 dBFS, so y_L < 350 dB, and
+ * |makeup| <= 48 dB.  fast_exp(0) is exactly 1, so with no reduction and no
+ * makeup a signal passes bit for bit. */
+RT_CMP_SIMD_CLONES
+static void to_gain(const rt_compressor *c, double *restrict g, uint32_t n, int ramping)
+{
     if (ramping) {
-        for (uint32_t i = 0; i < n; i++) g[i] = fast_exp(NEPER_PER_DB * (c->makeup[i] - g[i]));
+        const double *restrict mk = c->makeup;
+        for (uint32_t i = 0; i < n; i++) g[i] = fast_exp(NEPER_PER_DB * (mk[i] - g[i]));
     } else {
-        const double makeup = c->makeup_db, makeup_lin = exp(NEPER_PER_DB * makeup);
-        for (uint32_t i = 0; i < n; i++) g[i] = g[i] == 0.0 ? makeup_lin : fast_exp(NEPER_PER_DB * (makeup - g[i]));
+        const double makeup = c->makeup_db;
+        for (uint32_t i = 0; i < n; i++) g[i] = fast_exp(NEPER_PER_DB * (makeup - g[i]));
     }
-    return block_max;
 }
 
 static inline void apply_gain(const double *restrict g, const float *x, float *y, uint32_t n)
@@ -361,7 +433,7 @@ static void process_linked(rt_compressor *c, const float *const *in, float *cons
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
     const int mean = c->p.link == RT_CMP_LINK_MEAN;
     const double inv_n = 1.0 / nch;
-    double *level = c->level;
+    double *restrict level = c->level[0], *restrict g = c->gain[0];
 
     /* The shared detector's input per frame; all inputs are read before any output is written. */
     for (uint32_t i = 0; i < n; i++) level[i] = 0.0;
@@ -389,32 +461,43 @@ static void process_linked(rt_compressor *c, const float *const *in, float *cons
         for (uint32_t i = 0; i < n; i++) level[i] = clamp_level(level[i]);
 
     /* One envelope for all channels.  Mean-linked RMS is an amplitude (mean of RMS values). */
-    double env = c->env_db[0];
-    double block_max = levels_to_gains(c, &env, n, rms && !mean, ramping);
+    double env = c->env_db[0], block_max;
+    wanted_gr(c, level, g, n, rms && !mean);
+    smooth(c, g, NULL, n, &env, &block_max);
+    to_gain(c, g, n, ramping);
     for (uint32_t ch = 0; ch < nch; ch++) {
         c->env_db[ch] = env;
         publish_gr(c, ch, env, block_max);
-        apply_gain(c->gain, in[ch] + off, out[ch] + off, n);
+        apply_gain(g, in[ch] + off, out[ch] + off, n);
     }
 }
 
+/* Each channel its own detector; channels go through the passes two at a time. */
 static void process_unlinked(rt_compressor *c, const float *const *in, float *const *out,
                              uint32_t off, uint32_t n, int ramping)
 {
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
-    double *level = c->level;
-    for (uint32_t ch = 0; ch < c->channels; ch++) {
-        const float *x = in[ch] + off;
-        if (rms) {
-            double ms = c->ms[ch];
-            for (uint32_t i = 0; i < n; i++) level[i] = ms = ms_step(ms, x[i], c->rms_coef);
-            c->ms[ch] = ms;
-        } else {
-            for (uint32_t i = 0; i < n; i++) level[i] = clamp_level(fabs((double)x[i]));
+    for (uint32_t ch = 0; ch < c->channels; ch += 2) {
+        uint32_t pair = c->channels - ch >= 2 ? 2 : 1;
+        for (uint32_t k = 0; k < pair; k++) {
+            const float *x = in[ch + k] + off;
+            double *restrict level = c->level[k];
+            if (rms) {
+                double ms = c->ms[ch + k];
+                for (uint32_t i = 0; i < n; i++) level[i] = ms = ms_step(ms, x[i], c->rms_coef);
+                c->ms[ch + k] = ms;
+            } else {
+                for (uint32_t i = 0; i < n; i++) level[i] = clamp_level(fabs((double)x[i]));
+            }
+            wanted_gr(c, level, c->gain[k], n, rms);
         }
-        double block_max = levels_to_gains(c, &c->env_db[ch], n, rms, ramping);
-        publish_gr(c, ch, c->env_db[ch], block_max);
-        apply_gain(c->gain, x, out[ch] + off, n);
+        double block_max[2];
+        smooth(c, c->gain[0], pair == 2 ? c->gain[1] : NULL, n, &c->env_db[ch], block_max);
+        for (uint32_t k = 0; k < pair; k++) {
+            to_gain(c, c->gain[k], n, ramping);
+            publish_gr(c, ch + k, c->env_db[ch + k], block_max[k]);
+            apply_gain(c->gain[k], in[ch + k] + off, out[ch + k] + off, n);
+        }
     }
 }
 
