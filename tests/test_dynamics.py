@@ -67,6 +67,11 @@ def test_static_curve_peak_detector_steady_squares(curve):
     expected = textbook_gr_db(LEVELS_DB, threshold, ratio, knee)
     np.testing.assert_allclose(gr, np.repeat(expected[:, None], 480, axis=1), atol=0.1, rtol=0)
     assert expected.max() > 5.0, "the levels must reach well into compression"
+    # Stricter than the 0.1 dB: the curve is exact to float32 resolution (a
+    # half-ulp of the input and of the output is 5.2e-7 dB each), so the kernel's inline
+    # log/exp must not cost measurable accuracy.
+    assert np.max(np.abs(gr - expected[:, None])) < 3e-6
+    np.testing.assert_allclose(comp.gain_reduction_db(), expected, atol=3e-6)
 
 
 @pytest.mark.parametrize("curve", CURVES, ids=CURVE_IDS)
