@@ -259,7 +259,7 @@ SETUP_IDS = [f"{s['link']}-{s.get('detector', 'peak')}" for s in COMPRESSOR_SETU
 
 def _program(rng, frames=20000):
     # Noise with level jumps, so attack and release both run across block boundaries.
-    env = np.repeat(10 ** (rng.uniform(-40, 0, frames // 500) / 20), 500)[None, :]
+    env = np.repeat(10 ** (rng.uniform(-40, 0, frames // 500 + 1) / 20), 500)[None, :frames]
     return (noise(rng, 2, frames, 1.0) * env).astype(np.float32)
 
 
@@ -291,6 +291,27 @@ def test_no_subnormals_after_long_silence_following_loud_signal(setup, rng):
     assert np.array_equal(comp.gain_reduction_db(), [0.0, 0.0])
     tail = noise(rng, 2, 64, 1e-3)  # after it, a quiet signal passes bit for bit
     assert np.array_equal(comp.process(tail), tail)
+
+
+def test_random_parameter_changes_while_processing(rng):
+    # pluginval-style: every block gets new random parameters (link and detector
+    # included); the output stays finite, free of subnormals, and below the input
+    # level plus the largest makeup.
+    x = _program(rng, 64 * 400)
+    comp = Compressor(2, FS)
+    out = []
+    for i in range(0, x.shape[1], 64):
+        comp.set(threshold_db=rng.uniform(-100, 20), ratio=rng.uniform(1, 1000), knee_db=rng.uniform(0, 48),
+                 attack_ms=rng.choice([0.0, rng.uniform(0, 2000)]), release_ms=rng.choice([0.0, rng.uniform(0, 10000)]),
+                 makeup_db=rng.uniform(-48, 12), auto_makeup=bool(rng.integers(2)),
+                 detector=str(rng.choice(["peak", "rms"])), rms_ms=rng.uniform(0.1, 2000),
+                 link=str(rng.choice(["none", "max", "mean"])))
+        out.append(comp.process(np.ascontiguousarray(x[:, i:i + 64])))
+    y = np.concatenate(out, axis=1)
+    assert np.all(np.isfinite(y)) and subnormal_count(y) == 0
+    assert np.all(np.isfinite(comp.gain_reduction_db()))
+    # Gain never exceeds the largest makeup in play (12 dB + the largest auto makeup, 120 * (1 - 1/1000) dB).
+    assert np.all(np.abs(y) <= np.abs(x) * 10 ** ((12 + 120) / 20) + 1e-30)
 
 
 def test_nan_sample_in_c_does_not_poison_the_envelope(rng):
