@@ -67,6 +67,10 @@ class Compressor(Kernel):
 
     Metering: :meth:`gain_reduction_db` (now) and :meth:`take_max_gain_reduction_db`
     (largest since the previous take; clears it), per channel, dB >= 0.
+
+    Ranges: threshold_db [-100, 20] dBFS, ratio [1, 1000], knee_db [0, 48] dB,
+    attack_ms [0, 2000], release_ms [0, 10000] (0 = instant), makeup_db [-48, 48] dB,
+    rms_ms [0.1, 2000].  :meth:`set` changes any of them between blocks, all or none.
     """
 
     _prefix = "rt_compressor"
