@@ -13,7 +13,7 @@ FS = 48000
 
 
 def textbook_gr_db(x_db, threshold_db, ratio, knee_db):
-    """Gain reduction (dB, >= 0) of the soft-knee static curve, Giannoulis et al. 2012 eq. (4)."""
+    """Gain reduction (dB, >= 0) of the soft-knee static curve, Giannoulis et al. 2012 (textbook form)."""
     x = np.asarray(x_db, dtype=np.float64)
     t, w = threshold_db, knee_db
     over = x - t

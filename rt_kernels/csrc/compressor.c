@@ -121,7 +121,7 @@ static double time_coef(double ms, double fs)
     return ms > 0.0 ? exp(-1.0 / (ms * 0.001 * fs)) : 0.0;
 }
 
-/* Static gain reduction x_L = x_G - y_G (dB, >= 0) of paper eq. 4, written with
+/* Static gain reduction x_L = x_G - y_G (dB, >= 0) of the paper's soft knee, written with
  * clamps only (so that a loop over it vectorizes):
  *     x_L = drop (xk - lo)^2 / (2W) + drop (max(x, hi) - hi),   xk = clamp(x, lo, hi),
  * drop = 1 - 1/R, lo/hi = T -/+ W/2.  At or below the knee both terms are exactly 0;
@@ -343,7 +343,7 @@ static void wanted_gr(const rt_compressor *c, const double *restrict level, doub
     }
 }
 
-/* Smooth branching peak detector on x_L (paper eq. 17), in place: g[i] becomes y_L.
+/* Smooth branching peak detector on x_L (as in the paper), in place: g[i] becomes y_L.
  * Both branches are computed; they differ by (a_A - a_R)(y_L - x_L), so when the
  * attack is the faster one (a_A <= a_R) the branch taken is always the larger of the
  * two, otherwise the smaller.  A max/min thus replaces the data-dependent branch,

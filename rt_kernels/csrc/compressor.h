@@ -5,9 +5,9 @@
  * channels when linked):
  *   level   x_G = 20 log10 |x|  (peak)  or  10 log10 ms  (RMS: ms = one-pole mean of x^2)
  *   static curve y_G: identity below T - W/2, T + (x_G - T)/R above T + W/2, and
- *           x_G + (1/R - 1)(x_G - T + W/2)^2 / (2W) inside the knee       (paper eq. 4)
+ *           x_G + (1/R - 1)(x_G - T + W/2)^2 / (2W) inside the knee  (soft-knee gain computer)
  *   x_L = x_G - y_G  (gain reduction wanted, dB, >= 0)
- *   smooth branching peak detector on x_L in the dB domain              (paper eq. 17)
+ *   smooth branching peak detector on x_L in the dB domain (log-domain detector)
  *       y_L[n] = a_A y_L[n-1] + (1 - a_A) x_L[n]   if x_L[n] > y_L[n-1]
  *       y_L[n] = a_R y_L[n-1] + (1 - a_R) x_L[n]   otherwise
  *       a = exp(-1 / (tau * fs)): tau is the time to reach 1 - 1/e of a step
