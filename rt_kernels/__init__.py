@@ -5,6 +5,7 @@ this folder for the kernel convention.
 """
 
 from rt_kernels.channels import mono_to_stereo, ms_decode, ms_encode, stereo_to_mono
+from rt_kernels.dynamics import Compressor, SoftClipper
 from rt_kernels.filters import FILTER_TYPES, BiquadCascade, Section
 from rt_kernels.kernel import Kernel
 from rt_kernels.levels import Crossfade, DcBlocker, Gain, Mix, db_to_linear, linear_to_db
@@ -17,5 +18,5 @@ from rt_kernels.true_peak import TruePeakMeter
 __all__ = [
     "FILTER_TYPES", "BiquadCascade", "Section", "Kernel", "Gain", "Mix", "Crossfade", "DcBlocker",
     "LevelMeter", "PsychoacousticEQ", "BandAnalyzer", "analyze_bands", "adaptive_gains_db", "StereoWidth",
-    "CorrelationMeter", "Limiter", "TruePeakMeter", "mono_to_stereo", "stereo_to_mono", "ms_encode", "ms_decode", "db_to_linear", "linear_to_db",
+    "CorrelationMeter", "Compressor", "SoftClipper", "Limiter", "TruePeakMeter", "mono_to_stereo", "stereo_to_mono", "ms_encode", "ms_decode", "db_to_linear", "linear_to_db",
 ]
