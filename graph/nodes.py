@@ -86,11 +86,12 @@ class Node:
     (``bind``); the same Node object in a later graph keeps its state.
     """
 
-    def __init__(self, type: str | NodeType, name: str, **values: Any):
-        if isinstance(type, str):
-            if type not in NODE_TYPES:
-                raise ValueError(f"Node {name!r}: type = {type!r} is not one of {', '.join(sorted(NODE_TYPES))}")
-            type = NODE_TYPES[type]
+    def __init__(self, kind: str | NodeType, name: str, /, **values: Any):
+        if isinstance(kind, str):
+            if kind not in NODE_TYPES:
+                raise ValueError(f"Node {name!r}: type = {kind!r} is not one of {', '.join(sorted(NODE_TYPES))}")
+            kind = NODE_TYPES[kind]
+        type = kind
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"Node: name = {name!r} must be an identifier (letters, digits, _)")
         self.type: NodeType = type
@@ -154,6 +155,7 @@ class Node:
             lib.rt_node_set_smoothing(self._c, i, round(p.smoothing_ms * 1e-3 * sr))
             lib.rt_node_init_param(self._c, i, values[p.name])
         lib.rt_node_init_param(self._c, lib.RT_PARAM_BYPASS, bypass)
+        lib.rt_node_reset(self._c)  # start at the values, not ramping toward them (e.g. rt_gain)
         self.values = dict(values, bypass=bypass)
         self.options = options
         self.context = ctx

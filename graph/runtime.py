@@ -87,7 +87,7 @@ class Executor:
         self.max_latency_frames = max_latency_frames
         self.context = BuildContext(channels, sample_rate, max_block, round(bypass_fade_ms * 1e-3 * sample_rate))
         ex = lib.rt_executor_create(channels, sample_rate, max_block, max_latency_frames, self.queue_capacity,
-                                    max_telemetry_nodes, intensity_ramp_ms)
+                                    max_telemetry_nodes, intensity_ramp_ms, intensity)
         if ex == ffi.NULL:
             raise MemoryError("Executor: rt_executor_create failed")
         self._ex = ffi.gc(ex, lib.rt_executor_destroy)
@@ -102,8 +102,6 @@ class Executor:
         self.intensity = intensity
         self._tel = ffi.new("rt_telemetry *")
         self._tel_nodes = ffi.new("rt_node_telemetry[]", max(1, max_telemetry_nodes))
-        if intensity != 1.0:
-            self.publish({"intensity": intensity})
         self.swap(graph if graph is not None else Graph())
 
     # -- C handles for backends -------------------------------------------------

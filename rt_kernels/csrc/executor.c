@@ -480,11 +480,12 @@ struct rt_executor {
 
 rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t max_block,
                                 uint32_t max_latency_frames, uint32_t queue_capacity,
-                                uint32_t max_telemetry_nodes, double intensity_ramp_ms)
+                                uint32_t max_telemetry_nodes, double intensity_ramp_ms, double intensity)
 {
     if (channels == 0 || channels > 64 || !(sample_rate > 0.0) || !isfinite(sample_rate) || max_block == 0 ||
         max_block > (1u << 20) || queue_capacity == 0 || queue_capacity > (1u << 20) ||
-        max_telemetry_nodes > 65536 || !(intensity_ramp_ms >= 0.0) || !isfinite(intensity_ramp_ms))
+        max_telemetry_nodes > 65536 || !(intensity_ramp_ms >= 0.0) || !isfinite(intensity_ramp_ms) ||
+        !(intensity >= 0.0 && intensity <= 1.0))
         return NULL;
     rt_executor *ex = calloc(1, sizeof *ex);
     if (!ex) return NULL;
@@ -495,7 +496,7 @@ rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t 
     ex->queue_capacity = queue_capacity;
     ex->max_tel_nodes = max_telemetry_nodes;
     ex->timing = 1;
-    ex->intensity_target = 1.0;
+    ex->intensity_target = intensity;
     atomic_init(&ex->next_plan, NULL);
     atomic_init(&ex->frames, 0);
     atomic_init(&ex->latency, 0);
@@ -509,7 +510,7 @@ rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t 
     ex->dry = calloc(channels, sizeof(float *));
     ex->in_off = calloc(channels, sizeof(float *));
     ex->out_off = calloc(channels, sizeof(float *));
-    ex->mix = rt_mix_create(channels, sample_rate, intensity_ramp_ms, 1.0);
+    ex->mix = rt_mix_create(channels, sample_rate, intensity_ramp_ms, intensity);
     ex->tel_nodes = calloc(max_telemetry_nodes ? max_telemetry_nodes : 1, sizeof *ex->tel_nodes);
     if (!ok || !ex->pending || !ex->dry_delay || !ex->dry_pool || !ex->dry || !ex->in_off || !ex->out_off ||
         !ex->mix || !ex->tel_nodes) {
@@ -517,7 +518,7 @@ rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t 
         return NULL;
     }
     for (uint32_t ch = 0; ch < channels; ch++) ex->dry[ch] = ex->dry_pool + (size_t)ch * max_block;
-    ex->stats.intensity = 1.0;
+    ex->stats.intensity = intensity;
     return ex;
 }
 

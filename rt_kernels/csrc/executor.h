@@ -128,10 +128,11 @@ typedef struct rt_telemetry {
 typedef struct rt_executor rt_executor;
 /* Control thread.  queue_capacity bounds the objects in flight (published
  * parameter blocks + pending scheduled blocks + plans); max_latency_frames
- * bounds a plan's latency (the intensity dry path is preallocated for it). */
+ * bounds a plan's latency (the intensity dry path is preallocated for it).
+ * intensity: the starting dry/wet (0..1), in effect from the first frame. */
 rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t max_block,
                                 uint32_t max_latency_frames, uint32_t queue_capacity,
-                                uint32_t max_telemetry_nodes, double intensity_ramp_ms);
+                                uint32_t max_telemetry_nodes, double intensity_ramp_ms, double intensity);
 /* Not while the audio thread runs.  Does not free plans, nodes or blocks. */
 void rt_executor_destroy(rt_executor *ex);
 
