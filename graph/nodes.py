@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from graph.params import BYPASS, ParamSpec
@@ -105,6 +106,7 @@ class Node:
         self.values: dict[str, float] = {}   # live parameters as last published (C units)
         self.options: dict[str, float] = {}
         self.context: BuildContext | None = None
+        self._owner = None
         self._c = ffi.NULL
 
     def __repr__(self) -> str:
@@ -125,12 +127,20 @@ class Node:
             raise RuntimeError(f"Node {self.name}: latency is known once the node is bound to an executor")
         return int(lib.rt_node_latency(self._c))
 
-    def bind(self, ctx: BuildContext) -> None:
-        """Create the C node for this executor configuration (once)."""
+    def bind(self, ctx: BuildContext, owner: object | None = None) -> None:
+        """Create the C node for this executor configuration (once).
+
+        ``owner``: the executor that will run it; a node state can belong to one
+        executor only (two audio threads must never run the same state)."""
         if self.context is not None:
+            current = self._owner() if self._owner is not None else None
+            if owner is not None and current is not None and current is not owner:
+                raise ValueError(f"Node {self.name}: already runs in another Executor; create a new Node")
             if self.context != ctx:
                 raise ValueError(f"Node {self.name}: already bound to {self.context}; "
                                  f"create a new Node for {ctx}")
+            if owner is not None:
+                self._owner = weakref.ref(owner)
             return
         where = f"Node {self.name}"
         sr = ctx.sample_rate
@@ -159,6 +169,7 @@ class Node:
         self.values = dict(values, bypass=bypass)
         self.options = options
         self.context = ctx
+        self._owner = weakref.ref(owner) if owner is not None else None
 
 
 # ---------------------------------------------------------------------------
@@ -192,6 +203,37 @@ BIQUAD = register_node_type(NodeType(
     check=_biquad_check,
     doc="One RBJ cookbook biquad section (rt_kernels/csrc/biquad.c); ramps freq, q and gain per 16 frames.",
 ))
+
+def _eq_check(bands: int) -> Checker:
+    def check(values, sample_rate):
+        for i in range(1, bands + 1):
+            band = {k: values[f"b{i}_{k}"] for k in ("type", "freq_hz", "q", "gain_db", "shelf_slope")}
+            reason = _biquad_check(band, sample_rate)
+            if reason:
+                return f"band b{i}: {reason}"
+        return None
+    return check
+
+
+def eq_node_type(bands: int) -> NodeType:
+    """An EQ of ``bands`` biquad sections run as one cascade (one pass over the
+    block: cheaper than ``bands`` biquad nodes).  Registered as ``eq<bands>``;
+    parameters ``b1_type``, ``b1_freq_hz``, ``b1_q``, ``b1_gain_db``,
+    ``b1_shelf_slope``, ``b2_...``; each band starts as a 0 dB peaking filter."""
+    name = f"eq{bands}"
+    if name in NODE_TYPES:
+        return NODE_TYPES[name]
+    if not 1 <= bands <= 64:
+        raise ValueError(f"eq_node_type: bands = {bands} is outside [1, 64]")
+    params = tuple(replace(p, name=f"b{i}_{p.name}") for i in range(1, bands + 1) for p in BIQUAD.params)
+    return register_node_type(NodeType(
+        name, params=params,
+        factory=lambda ctx, o: (lib.rt_biquad_node_ops(),
+                                lib.rt_biquad_node_state_create(ctx.channels, bands, ctx.sample_rate)),
+        check=_eq_check(bands),
+        doc=f"{bands}-band biquad EQ (one rt_biquad cascade).",
+    ))
+
 
 GAIN = register_node_type(NodeType(
     "gain",

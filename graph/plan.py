@@ -79,7 +79,8 @@ def _key(e: Element) -> str:
     return "{" + "|".join(_key(b) for b in e.branches) + "}"
 
 
-def compile_graph(graph: Graph, ctx: BuildContext, comp_cache: dict[str, Node] | None = None) -> Plan:
+def compile_graph(graph: Graph, ctx: BuildContext, comp_cache: dict[str, Node] | None = None,
+                  owner: object | None = None) -> Plan:
     """Bind the graph's nodes to ctx and build the C plan.
 
     comp_cache maps a compensation delay's structural key (its place in the
@@ -87,14 +88,14 @@ def compile_graph(graph: Graph, ctx: BuildContext, comp_cache: dict[str, Node] |
     compile, so a swap that keeps the structure keeps the delay's contents.
     """
     for node in graph.nodes.values():
-        node.bind(ctx)
+        node.bind(ctx, owner)
     old = comp_cache or {}
     used: dict[str, Node] = {}
 
     def comp_node(where: str, frames: int) -> Node:
         key = f"{where}+{frames}"
         node = old.get(key) or Node(DELAY, "compensation", delay_frames=frames)
-        node.bind(ctx)
+        node.bind(ctx, owner)
         used[key] = node
         return node
 

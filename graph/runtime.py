@@ -239,7 +239,7 @@ class Executor:
         if not isinstance(graph, Graph):
             raise TypeError(f"Executor.swap: graph must be a Graph, got {type(graph).__name__}")
         with self._lock:
-            plan = compile_graph(graph, self.context, self._comp_cache)
+            plan = compile_graph(graph, self.context, self._comp_cache, owner=self)
             if plan.latency_frames > self.max_latency_frames:
                 raise ValueError(f"Executor.swap: plan latency {plan.latency_frames} frames exceeds "
                                  f"max_latency_frames = {self.max_latency_frames}")

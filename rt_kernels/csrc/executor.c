@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 /* ------------------------------------------------------------------------ */
@@ -472,10 +473,13 @@ struct rt_executor {
     atomic_uint clear_peaks_request;
     unsigned clear_peaks_seen;
     rt_telemetry stats;             /* audio-owned working copy */
-    /* seqlock-published copy */
-    atomic_uint seq;
-    rt_telemetry tel;
-    rt_node_telemetry *tel_nodes;
+    /* Published copies: two slots, each under its own seqlock; the writer fills
+     * the slot readers are not directed to, then points `tel_index` at it, so a
+     * reader has a whole publish period to copy before its slot is touched. */
+    atomic_uint tel_index;
+    atomic_uint seq[2];
+    rt_telemetry tel[2];
+    rt_node_telemetry *tel_nodes[2];
 };
 
 rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t max_block,
@@ -501,7 +505,9 @@ rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t 
     atomic_init(&ex->frames, 0);
     atomic_init(&ex->latency, 0);
     atomic_init(&ex->clear_peaks_request, 0);
-    atomic_init(&ex->seq, 0);
+    atomic_init(&ex->tel_index, 0);
+    atomic_init(&ex->seq[0], 0);
+    atomic_init(&ex->seq[1], 0);
     int ok = rt_spsc_ring_init(&ex->commands, queue_capacity) == 0;
     ok = ok && rt_spsc_ring_init(&ex->retired, 2 * queue_capacity + 4) == 0;
     ex->pending = calloc(queue_capacity, sizeof *ex->pending);
@@ -511,9 +517,9 @@ rt_executor *rt_executor_create(uint32_t channels, double sample_rate, uint32_t 
     ex->in_off = calloc(channels, sizeof(float *));
     ex->out_off = calloc(channels, sizeof(float *));
     ex->mix = rt_mix_create(channels, sample_rate, intensity_ramp_ms, intensity);
-    ex->tel_nodes = calloc(max_telemetry_nodes ? max_telemetry_nodes : 1, sizeof *ex->tel_nodes);
+    for (int k = 0; k < 2; k++) ex->tel_nodes[k] = calloc(max_telemetry_nodes ? max_telemetry_nodes : 1, sizeof(rt_node_telemetry));
     if (!ok || !ex->pending || !ex->dry_delay || !ex->dry_pool || !ex->dry || !ex->in_off || !ex->out_off ||
-        !ex->mix || !ex->tel_nodes) {
+        !ex->mix || !ex->tel_nodes[0] || !ex->tel_nodes[1]) {
         rt_executor_destroy(ex);
         return NULL;
     }
@@ -534,7 +540,8 @@ void rt_executor_destroy(rt_executor *ex)
     free(ex->in_off);
     free(ex->out_off);
     rt_mix_destroy(ex->mix);
-    free(ex->tel_nodes);
+    free(ex->tel_nodes[0]);
+    free(ex->tel_nodes[1]);
     free(ex);
 }
 
@@ -564,15 +571,18 @@ void *rt_executor_collect(rt_executor *ex) { return rt_spsc_ring_pop(&ex->retire
 int rt_executor_read_telemetry(rt_executor *ex, rt_telemetry *dst, rt_node_telemetry *nodes, uint32_t node_capacity)
 {
     for (int attempt = 0; attempt < 100000; attempt++) {
-        unsigned s1 = atomic_load_explicit(&ex->seq, memory_order_acquire);
-        if (s1 & 1u) continue;
-        *dst = ex->tel;
-        uint32_t n = dst->node_count < node_capacity ? dst->node_count : node_capacity;
-        if (n > ex->max_tel_nodes) n = ex->max_tel_nodes;
-        if (nodes && n) memcpy(nodes, ex->tel_nodes, sizeof *nodes * n);
-        atomic_thread_fence(memory_order_acquire);
-        unsigned s2 = atomic_load_explicit(&ex->seq, memory_order_relaxed);
-        if (s1 == s2) return (int)n;
+        unsigned k = atomic_load_explicit(&ex->tel_index, memory_order_acquire);
+        unsigned s1 = atomic_load_explicit(&ex->seq[k], memory_order_acquire);
+        if (!(s1 & 1u)) {
+            *dst = ex->tel[k];
+            uint32_t n = dst->node_count < node_capacity ? dst->node_count : node_capacity;
+            if (n > ex->max_tel_nodes) n = ex->max_tel_nodes;
+            if (nodes && n) memcpy(nodes, ex->tel_nodes[k], sizeof *nodes * n);
+            atomic_thread_fence(memory_order_acquire);
+            unsigned s2 = atomic_load_explicit(&ex->seq[k], memory_order_relaxed);
+            if (s1 == s2) return (int)n;
+        }
+        if (attempt % 64 == 63) sched_yield(); /* control thread: let the writer finish */
     }
     return -1;
 }
@@ -671,20 +681,22 @@ static void take_plan(rt_executor *ex)
 
 static void publish_telemetry(rt_executor *ex)
 {
-    unsigned s = atomic_load_explicit(&ex->seq, memory_order_relaxed);
-    atomic_store_explicit(&ex->seq, s + 1u, memory_order_relaxed);
+    unsigned k = 1u - atomic_load_explicit(&ex->tel_index, memory_order_relaxed);
+    unsigned s = atomic_load_explicit(&ex->seq[k], memory_order_relaxed);
+    atomic_store_explicit(&ex->seq[k], s + 1u, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    ex->tel = ex->stats;
+    ex->tel[k] = ex->stats;
     uint32_t n = 0;
     if (ex->plan) {
         for (uint32_t i = 0; i < ex->plan->node_count && n < ex->max_tel_nodes; i++, n++) {
             const rt_node *node = ex->plan->nodes[i];
-            ex->tel_nodes[n] = (rt_node_telemetry){node->id, node->latency, node->peak_last, node->peak_hold,
-                                                   node->cost_last, node->cost_total, node->frames};
+            ex->tel_nodes[k][n] = (rt_node_telemetry){node->id, node->latency, node->peak_last, node->peak_hold,
+                                                      node->cost_last, node->cost_total, node->frames};
         }
     }
-    ex->tel.node_count = n;
-    atomic_store_explicit(&ex->seq, s + 2u, memory_order_release);
+    ex->tel[k].node_count = n;
+    atomic_store_explicit(&ex->seq[k], s + 2u, memory_order_release);
+    atomic_store_explicit(&ex->tel_index, k, memory_order_release);
 }
 
 static void run_block(rt_executor *ex, uint32_t offset, uint32_t n)
@@ -784,7 +796,6 @@ uint32_t rt_executor_process(rt_executor *ex, const float *const *in, float *con
         ex->stats.blocks++;
         ex->stats.frames = now;
         atomic_store_explicit(&ex->frames, now, memory_order_relaxed);
-        if (done < frames) publish_telemetry(ex);
     } while (done < frames);
     if (ex->timing) ex->stats.cost_ns_last = now_ns() - t0;
     ex->stats.latency_frames = ex->plan ? ex->plan->latency : 0;

@@ -151,8 +151,10 @@ int rt_executor_swap_plan(rt_executor *ex, rt_plan *plan, rt_plan **displaced);
 /* One object the audio thread no longer uses (an rt_plan* or rt_param_block*
  * previously handed in), or NULL.  Call until NULL; free what comes back. */
 void *rt_executor_collect(rt_executor *ex);
-/* Seqlock copy of the telemetry; up to node_capacity node records.  Returns
- * the number of node records, or -1 if the audio thread kept writing. */
+/* Consistent copy of the telemetry as of the end of the last
+ * rt_executor_process call (double-buffered seqlock); up to node_capacity node
+ * records.  Returns the number of node records, or -1 if no consistent copy
+ * could be made (the audio thread kept overwriting it). */
 int rt_executor_read_telemetry(rt_executor *ex, rt_telemetry *dst, rt_node_telemetry *nodes, uint32_t node_capacity);
 void rt_executor_clear_peaks(rt_executor *ex);
 /* Frames processed (atomic). */
