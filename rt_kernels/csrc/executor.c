@@ -226,17 +226,20 @@ static inline uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Largest |x| as float bits (finite values order like unsigned ints); a result
- * >= 0x7f800000 means Inf or NaN was present.  Integer max vectorises. */
+/* Largest |x| as float bits (finite values order like integers); a result
+ * >= 0x7f800000 means Inf or NaN was present.  With the sign bit cleared the
+ * bits compare correctly as int32, which SSE2 can do (pcmpgtd), so this
+ * vectorises; a float max would not without -ffast-math. */
 static inline uint32_t peak_bits(const float *x, uint32_t frames, uint32_t peak)
 {
+    int32_t m = (int32_t)peak;
     for (uint32_t i = 0; i < frames; i++) {
-        uint32_t u;
+        int32_t u;
         memcpy(&u, &x[i], sizeof u);
-        u &= 0x7fffffffu;
-        peak = u > peak ? u : peak;
+        u &= 0x7fffffff;
+        m = u > m ? u : m;
     }
-    return peak;
+    return (uint32_t)m;
 }
 
 static inline float bits_to_float(uint32_t u)
