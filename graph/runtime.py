@@ -44,6 +44,7 @@ class Telemetry:
     param_blocks: int
     late_param_blocks: int
     cost_ns_last: int
+    dsp_load: float        # processing time / real time of the frames (1.0 = all of it)
     latency_frames: int
     intensity: float
     peak_last: float
@@ -303,7 +304,7 @@ class Executor:
                 for r in (self._tel_nodes[i] for i in range(n)))
             return Telemetry(int(t.frames), int(t.blocks), int(t.nonfinite_blocks), int(t.plan_swaps),
                              int(t.param_blocks), int(t.late_param_blocks), int(t.cost_ns_last),
-                             int(t.latency_frames), float(t.intensity), float(t.peak_last), float(t.peak_hold),
+                             float(t.dsp_load), int(t.latency_frames), float(t.intensity), float(t.peak_last), float(t.peak_hold),
                              nodes)
 
     def clear_peaks(self) -> None:

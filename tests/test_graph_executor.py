@@ -96,13 +96,21 @@ def test_click_track_keeps_click_positions_after_trimming_latency():
 
 # -- block-size invariance ---------------------------------------------------------
 
-@pytest.mark.parametrize("max_block", [64, 4096])
-def test_block_sizes_give_bit_identical_output(rng, max_block):
+@pytest.mark.parametrize("max_block, intensity, bypass", [(64, 1.0, False), (4096, 1.0, False), (64, 0.5, True)])
+def test_block_sizes_give_bit_identical_output(rng, max_block, intensity, bypass):
     x = noise(rng, 2, 9000)
-    whole = Executor(fixed_graph(), 2, FS, max_block=max_block).process(x)
+
+    def make():
+        g = fixed_graph()
+        ex = Executor(g, 2, FS, max_block=max_block, intensity=intensity)
+        if bypass:  # a bypass crossfade of one node and a steady bypass of another
+            ex.publish({"pk.bypass": True})
+            lib.rt_node_init_param(g.nodes["low"].c_node, lib.RT_PARAM_BYPASS, 1.0)
+        return ex
+
+    whole = make().process(x)
     for size in BLOCK_SIZES:
-        ex = Executor(fixed_graph(), 2, FS, max_block=max_block)
-        assert np.array_equal(in_blocks(ex.process, x, size), whole), size
+        assert np.array_equal(in_blocks(make().process, x, size), whole), size
     assert subnormal_count(whole) == 0
 
 
@@ -422,6 +430,16 @@ def test_nan_input_on_the_c_path_never_reaches_the_output(rng):
 
 # -- telemetry ----------------------------------------------------------------------
 
+def test_node_process_standalone_matches_the_executor(rng):
+    x = noise(rng, 2, 3000)
+    node = Node("biquad", "eq", type="peaking", freq_hz=700.0, gain_db=5.0)
+    y = Executor(Graph(Node("biquad", "eq", type="peaking", freq_hz=700.0, gain_db=5.0)), 2, FS, max_block=64).process(x)
+    Executor(Graph(node), 2, FS, max_block=64)  # binds it
+    out = np.empty_like(x)
+    lib.rt_node_process(node.c_node, channel_pointers(x), channel_pointers(out), x.shape[1])
+    assert np.array_equal(out, y)
+
+
 def test_telemetry_reports_peaks_costs_and_frames(rng):
     x = noise(rng, 2, 1000)
     x[1, 500] = 0.9
@@ -432,6 +450,7 @@ def test_telemetry_reports_peaks_costs_and_frames(rng):
     assert t.node("half").peak_hold == pytest.approx(np.abs(x).max() * db(-6.0), rel=1e-6)
     assert t.peak_hold == pytest.approx(np.abs(y).max())
     assert t.node("dc").cost_ns_total > 0 and t.node("dc").frames == 1000
+    assert t.dsp_load > 0
     ex.clear_peaks()
     ex.process(np.zeros((2, 10), np.float32))
     assert ex.telemetry().node("half").peak_hold == 0.0

@@ -800,7 +800,13 @@ uint32_t rt_executor_process(rt_executor *ex, const float *const *in, float *con
         ex->stats.frames = now;
         atomic_store_explicit(&ex->frames, now, memory_order_relaxed);
     } while (done < frames);
-    if (ex->timing) ex->stats.cost_ns_last = now_ns() - t0;
+    if (ex->timing && frames) {
+        ex->stats.cost_ns_last = now_ns() - t0;
+        /* Ardour-style load: up at once, down with a ~20-call time constant. */
+        double load = (double)ex->stats.cost_ns_last * ex->sample_rate / (1e9 * (double)frames);
+        double prev = ex->stats.dsp_load;
+        ex->stats.dsp_load = load > prev ? load : prev + 0.05 * (load - prev);
+    }
     ex->stats.latency_frames = ex->plan ? ex->plan->latency : 0;
     publish_telemetry(ex);
     return frames;

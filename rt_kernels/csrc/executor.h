@@ -116,6 +116,8 @@ typedef struct rt_telemetry {
     uint64_t param_blocks;      /* parameter blocks applied */
     uint64_t late_param_blocks; /* scheduled for a frame already past: applied at once */
     uint64_t cost_ns_last;      /* whole rt_executor_process call */
+    double dsp_load;            /* cost / duration of the frames processed, 1 = all
+                                   of real time; rises at once, decays slowly */
     uint32_t latency_frames;    /* of the running plan */
     uint32_t node_count;        /* valid entries in the node array */
     double intensity;           /* current (mid-ramp) dry/wet */
