@@ -507,7 +507,7 @@ def test_graph_and_node_construction_errors():
     ex = Executor(Graph(), 1, FS)
     with pytest.raises(TypeError, match=r"dtype float64"):
         ex.process(np.zeros((1, 4)))
-    with pytest.raises(ValueError, match=r"has 2 channels; this instance was made for 1"):
+    with pytest.raises(ValueError, match=r"has 2 channels; expected 1"):
         ex.process(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match=r"non-finite samples \(first at channel 0, frame 2"):
         ex.process(np.array([[0, 0, np.inf]], np.float32))
