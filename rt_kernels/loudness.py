@@ -116,7 +116,6 @@ class LoudnessMeter(Kernel):
                  weights: Sequence[float] | None = None):
         super().__init__(channels, sample_rate)
         self.weights, self.layout = _weights("LoudnessMeter", self.channels, layout, weights)
-        self._values = ffi.new("rt_loudness_values *")
         self._adopt(lib.rt_loudness_create(self.channels, self.sample_rate, ffi.new("double[]", self.weights)))
 
     def process(self, block: np.ndarray) -> int:  # type: ignore[override]
@@ -130,7 +129,7 @@ class LoudnessMeter(Kernel):
 
     def snapshot(self) -> LoudnessValues:
         """All current values, read consistently (safe while another thread processes)."""
-        v = self._values
+        v = ffi.new("rt_loudness_values *")  # per call: snapshots may come from several threads
         lib.rt_loudness_snapshot(self._state, v)
         n = self.channels
         return LoudnessValues(
