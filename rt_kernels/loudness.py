@@ -10,7 +10,8 @@ What comes back (:class:`LoudnessValues`):
 * loudness in LUFS, ``-inf`` where there is nothing to measure (silence, or before the
   first 400 ms gating block for the integrated value) -- never NaN;
 * ``loudness_range_lu`` is ``0.0`` until at least one 3 s block passes its gates;
-* peaks in dBFS / dBTP, ``-inf`` for digital silence;
+* peaks in dBFS / dBTP, ``-inf`` for digital silence; the true-peak fields are None
+  for a meter made with ``true_peak=False``;
 * momentary (400 ms) and short-term (3 s) values are updated every 10 ms (a tick of
   hop/10 frames, hop = round(sample_rate / 10)); windows that reach back before the
   start count the missing time as silence.
@@ -53,10 +54,10 @@ class LoudnessValues:
     max_momentary_lufs: float
     max_short_term_lufs: float
     sample_peak_dbfs: float           #: max over channels
-    true_peak_dbtp: float             #: max over channels
+    true_peak_dbtp: float | None      #: max over channels (None: meter made with true_peak=False)
     channel_sample_peak_dbfs: tuple[float, ...]
-    channel_true_peak_dbtp: tuple[float, ...]
-    true_peak_factor: int             #: oversampling of the true peak (4 below 96 kHz)
+    channel_true_peak_dbtp: tuple[float, ...] | None
+    true_peak_factor: int             #: oversampling of the true peak (4 below 96 kHz; 0 = off)
     frames: int                       #: frames metered since creation or reset
     nonfinite_ticks: int              #: 10 ms ticks dropped for non-finite input (C callers only)
 
@@ -105,6 +106,8 @@ class LoudnessMeter(Kernel):
     ``weights``: or one BS.1770 weight per channel instead (1.0 front, 1.41 surround,
     0 excludes, e.g. the LFE).  Default: mono, stereo, 5.0 (L R C Ls Rs) for 5 channels,
     5.1 (L R C LFE Ls Rs) for 6; other channel counts must say.
+    ``true_peak``: run the BS.1770 true-peak oversampler (the bulk of the cost per
+    sample); when False the true-peak fields of :meth:`snapshot` are None.
 
     A sink: :meth:`process` reads a block and returns its frame count.  Memory is fixed
     at creation (histograms, not a list of blocks), so a meter can run for days.
@@ -113,10 +116,14 @@ class LoudnessMeter(Kernel):
     _prefix = "rt_loudness"
 
     def __init__(self, channels: int, sample_rate: float, layout: str | None = None,
-                 weights: Sequence[float] | None = None):
+                 weights: Sequence[float] | None = None, true_peak: bool = True):
         super().__init__(channels, sample_rate)
         self.weights, self.layout = _weights("LoudnessMeter", self.channels, layout, weights)
-        self._adopt(lib.rt_loudness_create(self.channels, self.sample_rate, ffi.new("double[]", self.weights)))
+        if not isinstance(true_peak, bool):
+            raise TypeError(f"LoudnessMeter: true_peak must be True or False, got {true_peak!r}")
+        self.true_peak = true_peak
+        self._adopt(lib.rt_loudness_create(self.channels, self.sample_rate, ffi.new("double[]", self.weights),
+                                           int(true_peak)))
 
     def process(self, block: np.ndarray) -> int:  # type: ignore[override]
         """Meter a planar float32 (channels, frames) block; returns the number of frames read."""
@@ -141,9 +148,9 @@ class LoudnessMeter(Kernel):
             max_momentary_lufs=v.max_momentary_lufs,
             max_short_term_lufs=v.max_short_term_lufs,
             sample_peak_dbfs=v.sample_peak_dbfs,
-            true_peak_dbtp=v.true_peak_dbtp,
+            true_peak_dbtp=v.true_peak_dbtp if v.true_peak_factor else None,
             channel_sample_peak_dbfs=tuple(v.channel_sample_peak_dbfs[0:n]),
-            channel_true_peak_dbtp=tuple(v.channel_true_peak_dbtp[0:n]),
+            channel_true_peak_dbtp=tuple(v.channel_true_peak_dbtp[0:n]) if v.true_peak_factor else None,
             true_peak_factor=int(v.true_peak_factor),
             frames=int(v.frames),
             nonfinite_ticks=int(v.nonfinite_ticks),
@@ -156,23 +163,23 @@ class LoudnessMeter(Kernel):
 
 
 def measure(audio: np.ndarray, sample_rate: float, layout: str | None = None,
-            weights: Sequence[float] | None = None) -> LoudnessValues:
+            weights: Sequence[float] | None = None, true_peak: bool = True) -> LoudnessValues:
     """All loudness values of a whole planar float32 (channels, frames) signal."""
     audio = check.audio_block("measure", audio, None, name="audio")
-    meter = LoudnessMeter(audio.shape[0], sample_rate, layout=layout, weights=weights)
+    meter = LoudnessMeter(audio.shape[0], sample_rate, layout=layout, weights=weights, true_peak=true_peak)
     meter.process(audio)
     return meter.snapshot()
 
 
 def measure_file(path: str | PathLike, layout: str | None = None, weights: Sequence[float] | None = None,
-                 block_frames: int = 65536) -> LoudnessValues:
+                 true_peak: bool = True, block_frames: int = 65536) -> LoudnessValues:
     """All loudness values of an audio file, read in blocks of ``block_frames`` (the
     result does not depend on the block size; memory does not grow with the file)."""
     import soundfile as sf
 
     block_frames = check.count("measure_file", "block_frames", block_frames, 1, 1 << 24)
     with sf.SoundFile(str(path)) as f:
-        meter = LoudnessMeter(f.channels, f.samplerate, layout=layout, weights=weights)
+        meter = LoudnessMeter(f.channels, f.samplerate, layout=layout, weights=weights, true_peak=true_peak)
         offset = 0
         for frames in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
             block = np.ascontiguousarray(frames.T)

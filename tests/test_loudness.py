@@ -5,6 +5,7 @@ Tech 3341/3342 typed in here, test signals synthesized here, scipy for the K-wei
 of an exact (list-of-blocks) BS.1770 reference, and pyloudnorm.
 """
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -411,7 +412,7 @@ def test_filter_history_decays_to_exact_zero():
 def test_non_finite_input_from_c_is_dropped_and_counted():
     # The facade refuses NaN; the audio thread calls C directly, where NaN must not stick.
     weights = ffi.new("double[]", [1.0, 1.0])
-    st = ffi.gc(lib.rt_loudness_create(2, FS, weights), lib.rt_loudness_destroy)
+    st = ffi.gc(lib.rt_loudness_create(2, FS, weights, 1), lib.rt_loudness_destroy)
     x = tone(-23.0, 10.0)
     x[0, FS] = np.nan
     x[1, 2 * FS] = np.inf
@@ -437,6 +438,14 @@ def test_true_peak_of_a_quarter_rate_sine_at_45_degrees(fs):
     assert -0.4 <= v.true_peak_dbtp - 20 * np.log10(a) <= 0.2
     assert v.channel_true_peak_dbtp[1] == pytest.approx(v.channel_true_peak_dbtp[0] - 20 * np.log10(2), abs=0.01)
     assert v.true_peak_factor == (4 if fs < 96000 else 2)
+
+
+def test_without_true_peak_everything_else_is_identical(rng):
+    x = programme(rng, FS, 4.0)
+    with_tp, without = measure(x, FS), measure(x, FS, true_peak=False)
+    assert without.true_peak_dbtp is None and without.channel_true_peak_dbtp is None
+    assert without.true_peak_factor == 0 and with_tp.true_peak_factor == 4
+    assert dataclasses.replace(with_tp, true_peak_dbtp=None, channel_true_peak_dbtp=None, true_peak_factor=0) == without
 
 
 # ---------------------------------------------------------------- files
@@ -466,6 +475,7 @@ def test_measure_file_equals_measure_for_any_read_size(tmp_path, rng):
     (dict(weights="11"), TypeError, r"LoudnessMeter: weights must be a sequence of numbers"),
     (dict(weights=[1.0, 1.0], layout="stereo"), ValueError, r"LoudnessMeter: give layout or weights, not both"),
     (dict(channels=4), ValueError, r"LoudnessMeter: channels = 4 has no default layout"),
+    (dict(true_peak="yes"), TypeError, r"LoudnessMeter: true_peak must be True or False, got 'yes'"),
 ])
 def test_constructor_errors(kwargs, error, match):
     args = dict(channels=2, sample_rate=FS) | kwargs
@@ -492,10 +502,10 @@ def test_process_and_measure_errors():
 
 def test_c_create_refuses_bad_arguments():
     ok = ffi.new("double[]", [1.0, 1.0])
-    assert ffi.gc(lib.rt_loudness_create(2, FS, ok), lib.rt_loudness_destroy) != ffi.NULL
-    assert lib.rt_loudness_create(0, FS, ok) == ffi.NULL
-    assert lib.rt_loudness_create(2, 7999.0, ok) == ffi.NULL
-    assert lib.rt_loudness_create(2, float("nan"), ok) == ffi.NULL
-    assert lib.rt_loudness_create(2, FS, ffi.NULL) == ffi.NULL
-    assert lib.rt_loudness_create(2, FS, ffi.new("double[]", [0.0, 0.0])) == ffi.NULL
-    assert lib.rt_loudness_create(2, FS, ffi.new("double[]", [1.0, float("nan")])) == ffi.NULL
+    assert ffi.gc(lib.rt_loudness_create(2, FS, ok, 1), lib.rt_loudness_destroy) != ffi.NULL
+    assert lib.rt_loudness_create(0, FS, ok, 1) == ffi.NULL
+    assert lib.rt_loudness_create(2, 7999.0, ok, 1) == ffi.NULL
+    assert lib.rt_loudness_create(2, float("nan"), ok, 1) == ffi.NULL
+    assert lib.rt_loudness_create(2, FS, ffi.NULL, 1) == ffi.NULL
+    assert lib.rt_loudness_create(2, FS, ffi.new("double[]", [0.0, 0.0]), 1) == ffi.NULL
+    assert lib.rt_loudness_create(2, FS, ffi.new("double[]", [1.0, float("nan")]), 1) == ffi.NULL

@@ -258,7 +258,7 @@ int rt_loudness_k_weighting(double sample_rate, double c[10])
 
 static void publish(rt_loudness *st);
 
-rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const double *weights)
+rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const double *weights, int true_peak)
 {
     if (channels == 0 || channels > RT_LOUDNESS_MAX_CHANNELS || !weights) return NULL;
     if (!(sample_rate >= SAMPLE_RATE_MIN && sample_rate <= SAMPLE_RATE_MAX)) return NULL;
@@ -282,8 +282,8 @@ rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const dou
     st->acc = calloc(channels, sizeof(double));
     st->peak = calloc(channels, sizeof(float));
     st->order = calloc(channels, sizeof(uint32_t));
-    st->true_peak = rt_true_peak_create(channels, sample_rate);
-    if (!st->weight || !st->state || !st->acc || !st->peak || !st->order || !st->true_peak
+    st->true_peak = true_peak ? rt_true_peak_create(channels, sample_rate) : NULL;
+    if (!st->weight || !st->state || !st->acc || !st->peak || !st->order || (true_peak && !st->true_peak)
         || histogram_alloc(&st->blocks) || histogram_alloc(&st->short_blocks)) {
         rt_loudness_destroy(st);
         return NULL;
@@ -327,7 +327,7 @@ void rt_loudness_reset(rt_loudness *st)
     st->integrated = st->integrated_gate = st->lra_lu = 0.0;
     histogram_clear(&st->blocks);
     histogram_clear(&st->short_blocks);
-    rt_true_peak_reset(st->true_peak);
+    if (st->true_peak) rt_true_peak_reset(st->true_peak);
     publish(st);
 }
 
@@ -340,21 +340,20 @@ uint32_t rt_loudness_tick_frames(const rt_loudness *st, uint32_t j)
 
 /* ---- per-sample work --------------------------------------------------------------- */
 
-/* K-weights n samples of one channel, adding the squares to *acc and the peak to *peak. */
+/* K-weights n samples of one channel, adding the squares to *acc and the peak to *peak.
+ * The terms are ordered so that the previous output's term comes last: the recursion's
+ * critical path is then one multiply and one add per sample (not three operations). */
 static void weigh(const double *restrict kw, double *restrict s, const float *restrict x, uint32_t n,
-                  double *acc, float *peak)
+                  double *acc)
 {
     const double b0 = kw[0], b1 = kw[1], b2 = kw[2], a1 = kw[3], a2 = kw[4];
     const double g0 = kw[5], g1 = kw[6], g2 = kw[7], c1 = kw[8], c2 = kw[9];
     double x1 = s[KW_X1], x2 = s[KW_X2], y1 = s[KW_Y1], y2 = s[KW_Y2], z1 = s[KW_Z1], z2 = s[KW_Z2];
     double sum = *acc;
-    float pk = *peak;
     for (uint32_t i = 0; i < n; i++) {
-        float v = x[i], a = fabsf(v);
-        if (a > pk && a <= 3.4028234663852886e38f) pk = a;
-        double in = v;
-        double y = b0 * in + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
-        double z = g0 * y + g1 * y1 + g2 * y2 - c1 * z1 - c2 * z2;
+        double in = x[i];
+        double y = b0 * in + b1 * x1 + b2 * x2 - a2 * y2 - a1 * y1;
+        double z = g1 * y1 + g2 * y2 - c2 * z2 + g0 * y - c1 * z1;
         x2 = x1;
         x1 = in;
         y2 = y1;
@@ -370,7 +369,6 @@ static void weigh(const double *restrict kw, double *restrict s, const float *re
     s[KW_Z1] = z1;
     s[KW_Z2] = z2;
     *acc = sum;
-    *peak = pk;
 }
 
 /* weigh() for two channels at once, in the two lanes of a vector (GCC/Clang vector
@@ -380,7 +378,7 @@ typedef double v2d __attribute__((vector_size(16)));
 
 static void weigh_pair(const double *restrict kw, double *restrict sa, double *restrict sb,
                        const float *restrict xa, const float *restrict xb, uint32_t n,
-                       double *acc_a, double *acc_b, float *peak_a, float *peak_b)
+                       double *acc_a, double *acc_b)
 {
     const v2d b0 = {kw[0], kw[0]}, b1 = {kw[1], kw[1]}, b2 = {kw[2], kw[2]};
     const v2d a1 = {kw[3], kw[3]}, a2 = {kw[4], kw[4]};
@@ -390,14 +388,10 @@ static void weigh_pair(const double *restrict kw, double *restrict sa, double *r
     v2d y1 = {sa[KW_Y1], sb[KW_Y1]}, y2 = {sa[KW_Y2], sb[KW_Y2]};
     v2d z1 = {sa[KW_Z1], sb[KW_Z1]}, z2 = {sa[KW_Z2], sb[KW_Z2]};
     v2d sum = {*acc_a, *acc_b};
-    float pka = *peak_a, pkb = *peak_b;
     for (uint32_t i = 0; i < n; i++) {
-        float va = xa[i], vb = xb[i], fa = fabsf(va), fb = fabsf(vb);
-        if (fa > pka && fa <= 3.4028234663852886e38f) pka = fa;
-        if (fb > pkb && fb <= 3.4028234663852886e38f) pkb = fb;
-        v2d in = {va, vb};
-        v2d y = b0 * in + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
-        v2d z = g0 * y + g1 * y1 + g2 * y2 - c1 * z1 - c2 * z2;
+        v2d in = {xa[i], xb[i]};
+        v2d y = b0 * in + b1 * x1 + b2 * x2 - a2 * y2 - a1 * y1;
+        v2d z = g1 * y1 + g2 * y2 - c2 * z2 + g0 * y - c1 * z1;
         x2 = x1;
         x1 = in;
         y2 = y1;
@@ -410,13 +404,34 @@ static void weigh_pair(const double *restrict kw, double *restrict sa, double *r
     sb[KW_X1] = x1[1]; sb[KW_X2] = x2[1]; sb[KW_Y1] = y1[1]; sb[KW_Y2] = y2[1]; sb[KW_Z1] = z1[1]; sb[KW_Z2] = z2[1];
     *acc_a = sum[0];
     *acc_b = sum[1];
-    *peak_a = pka;
-    *peak_b = pkb;
 }
 
-static void peak_only(const float *restrict x, uint32_t n, float *peak)
+/* Largest finite |x[i]| folded into *peak.  The first pass keeps four running maxima
+ * (four independent chains instead of one compare-latency chain; NaN never wins a
+ * comparison); only when it meets an infinity does the careful loop run. */
+static void peak_of(const float *restrict x, uint32_t n, float *peak)
 {
-    float pk = *peak;
+    float m0 = *peak, m1 = m0, m2 = m0, m3 = m0;
+    uint32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float a0 = fabsf(x[i]), a1 = fabsf(x[i + 1]), a2 = fabsf(x[i + 2]), a3 = fabsf(x[i + 3]);
+        m0 = a0 > m0 ? a0 : m0;
+        m1 = a1 > m1 ? a1 : m1;
+        m2 = a2 > m2 ? a2 : m2;
+        m3 = a3 > m3 ? a3 : m3;
+    }
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        m0 = a > m0 ? a : m0;
+    }
+    float pk = m0 > m1 ? m0 : m1;
+    pk = m2 > pk ? m2 : pk;
+    pk = m3 > pk ? m3 : pk;
+    if (pk <= 3.4028234663852886e38f) {
+        *peak = pk;
+        return;
+    }
+    pk = *peak;
     for (uint32_t i = 0; i < n; i++) {
         float a = fabsf(x[i]);
         if (a > pk && a <= 3.4028234663852886e38f) pk = a;
@@ -495,24 +510,24 @@ uint32_t rt_loudness_process(rt_loudness *st, const float *const *in, uint32_t f
     uint32_t done = 0;
     while (done < frames) {
         uint32_t n = frames - done < st->tick_left ? frames - done : st->tick_left;
-        /* Weighted channels two at a time , then the odd one, then weight 0. */
+        /* Weighted channels two at a time, then the odd one (weight-0 channels are not filtered). */
         const uint32_t *order = st->order;
         uint32_t k = 0;
         for (; k + 1 < st->weighted; k += 2) {
             uint32_t a = order[k], b = order[k + 1];
             weigh_pair(st->kw, st->state + (size_t)a * KW_STATE, st->state + (size_t)b * KW_STATE,
-                       in[a] + done, in[b] + done, n, &st->acc[a], &st->acc[b], &st->peak[a], &st->peak[b]);
+                       in[a] + done, in[b] + done, n, &st->acc[a], &st->acc[b]);
         }
         if (k < st->weighted) {
-            uint32_t a = order[k++];
-            weigh(st->kw, st->state + (size_t)a * KW_STATE, in[a] + done, n, &st->acc[a], &st->peak[a]);
+            uint32_t a = order[k];
+            weigh(st->kw, st->state + (size_t)a * KW_STATE, in[a] + done, n, &st->acc[a]);
         }
-        for (; k < st->channels; k++) peak_only(in[order[k]] + done, n, &st->peak[order[k]]);
         done += n;
         st->tick_left -= n;
         if (st->tick_left == 0) end_of_tick(st);
     }
-    rt_true_peak_process(st->true_peak, in, frames);
+    for (uint32_t ch = 0; ch < st->channels; ch++) peak_of(in[ch], frames, &st->peak[ch]);
+    if (st->true_peak) rt_true_peak_process(st->true_peak, in, frames);
     st->frames += frames;
     publish(st);
     return frames;
@@ -535,7 +550,7 @@ static void publish(rt_loudness *st)
     r->max_momentary = st->max_momentary;
     r->max_short_term = st->max_short_term;
     for (uint32_t ch = 0; ch < st->channels; ch++) {
-        double t = rt_true_peak_max(st->true_peak, ch);
+        double t = st->true_peak ? rt_true_peak_max(st->true_peak, ch) : 0.0;
         r->sample_peak[ch] = st->peak[ch];
         r->true_peak[ch] = t <= 3.4028234663852886e38 ? t : 0.0; /* the oversampler saw non-finite input */
     }
@@ -570,7 +585,7 @@ uint32_t rt_loudness_snapshot(const rt_loudness *st, rt_loudness_values *out)
     out->frames = r.frames;
     out->nonfinite_ticks = r.nonfinite_ticks;
     out->channels = st->channels;
-    out->true_peak_factor = rt_true_peak_factor(st->true_peak);
+    out->true_peak_factor = st->true_peak ? rt_true_peak_factor(st->true_peak) : 0;
     out->momentary_lufs = lufs_of(r.momentary);
     out->short_term_lufs = lufs_of(r.short_term);
     out->integrated_lufs = lufs_of(r.integrated);

@@ -28,8 +28,8 @@
  * short-term values, absolute gate -70 LUFS, relative gate -20 LU, 10th to 95th
  * percentile (nearest rank: index round((n - 1) * p) of the sorted values).
  *
- * True peak: rt_true_peak (true_peak.h), BS.1770 factor (4x below 96 kHz, 2x below
- * 192 kHz, 1x above), on every channel (weight 0 included).
+ * True peak (optional at create): rt_true_peak (true_peak.h), BS.1770 factor (4x below
+ * 96 kHz, 2x below 192 kHz, 1x above), on every channel (weight 0 included).
  *
  * Values that do not exist yet or are silent are -INFINITY (never NaN); the loudness
  * range is 0 until at least one short-term block passes its gates.
@@ -55,7 +55,7 @@ typedef struct rt_loudness_values {
     uint64_t frames;               /* frames metered since create/reset */
     uint64_t nonfinite_ticks;      /* ticks in which the K-filter saw non-finite input */
     uint32_t channels;
-    uint32_t true_peak_factor;     /* oversampling factor of true_peak_dbtp */
+    uint32_t true_peak_factor;     /* oversampling factor of true_peak_dbtp; 0 = not measured */
     double momentary_lufs;         /* last 400 ms, updated every tick */
     double short_term_lufs;        /* last 3 s, updated every tick */
     double integrated_lufs;        /* gated (-70 LUFS, -10 LU); -inf until a block passes */
@@ -76,8 +76,10 @@ int rt_loudness_k_weighting(double sample_rate, double coeffs[10]);
 
 /* Not on the audio thread: allocates.  weights[ch] is the BS.1770 channel weight G
  * (1.0 front, 1.41 surround, 0 for LFE), each in [0, 16], at least one > 0.
+ * true_peak: nonzero to run the true-peak oversampler (most of the cost per sample);
+ * without it the true-peak values read -inf and true_peak_factor 0.
  * NULL on bad arguments or no memory. */
-rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const double *weights);
+rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const double *weights, int true_peak);
 void rt_loudness_destroy(rt_loudness *st);
 /* Between blocks: a new measurement (history, histograms, maxima, peaks cleared). */
 void rt_loudness_reset(rt_loudness *st);
