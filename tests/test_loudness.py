@@ -336,9 +336,32 @@ def test_random_block_sizes_and_snapshots_along_the_way(rng):
     _assert_same(whole.snapshot(), meter.snapshot())
 
 
+def test_values_appear_when_their_first_window_is_complete():
+    meter = LoudnessMeter(2, FS)
+    meter.process(tone(-23.0, 0.39))
+    early = meter.snapshot()
+    assert early.integrated_lufs == -np.inf, "no 400 ms gating block yet"
+    assert early.momentary_lufs < -23.1, "the missing part of the window counts as silence"
+    meter.process(tone(-23.0, 2.6, start=int(0.39 * FS)))
+    v = meter.snapshot()
+    assert v.integrated_lufs == pytest.approx(-23.0, abs=0.1)
+    assert v.loudness_range_lu == 0.0, "no 3 s block yet"
+    meter.process(tone(-23.0, 1.0, start=int(2.99 * FS)))
+    assert meter.snapshot().loudness_range_lu == pytest.approx(0.0, abs=0.01)
+    assert meter.snapshot().short_term_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+def test_louder_than_full_scale_float_signals():
+    # +50 dBFS (amplitude 316): above the histogram's top bin, still exact.
+    v = measure(tone(50.0, 5.0), FS)
+    assert v.integrated_lufs == pytest.approx(50.0, abs=0.1)
+    assert v.sample_peak_dbfs == pytest.approx(50.0, abs=0.001)
+
+
 @pytest.mark.parametrize("frames", (0, 1, 7, 64))
 def test_frames_in_equal_frames_reported(frames, rng):
     meter = LoudnessMeter(2, FS)
+    assert meter.latency_frames == 0
     assert meter.process(noise(rng, 2, frames)) == frames
     assert meter.snapshot().frames == frames
     assert meter.process(noise(rng, 2, 0)) == 0
@@ -423,7 +446,8 @@ def test_non_finite_input_from_c_is_dropped_and_counted():
     assert v.momentary_lufs == pytest.approx(-23.0, abs=0.1)
     assert v.integrated_lufs == pytest.approx(-23.0, abs=0.1)
     assert v.sample_peak_dbfs == pytest.approx(-23.0, abs=0.01)
-    for name in ("short_term_lufs", "loudness_range_lu", "max_momentary_lufs", "true_peak_dbtp"):
+    assert v.true_peak_dbtp == pytest.approx(-23.0, abs=0.1), "holds its last finite reading"
+    for name in ("short_term_lufs", "loudness_range_lu", "max_momentary_lufs", "max_short_term_lufs"):
         assert not np.isnan(getattr(v, name)), name
 
 

@@ -328,6 +328,7 @@ void rt_loudness_reset(rt_loudness *st)
     histogram_clear(&st->blocks);
     histogram_clear(&st->short_blocks);
     if (st->true_peak) rt_true_peak_reset(st->true_peak);
+    memset(&st->scratch, 0, sizeof st->scratch);
     publish(st);
 }
 
@@ -484,16 +485,20 @@ static void end_of_tick(rt_loudness *st)
 
     st->ring[st->ring_pos] = tick_energy;
     st->ring_pos = st->ring_pos + 1 == RING_TICKS ? 0 : st->ring_pos + 1;
-    /* Re-summed from the ring every tick (oldest first): no running-sum drift. */
-    double sum = 0.0;
+    /* Re-summed from the ring every tick, oldest first (no running-sum drift); the last
+     * 400 ms on their own, so momentary never comes from a difference of large sums. */
+    double older = 0.0, recent = 0.0;
     uint32_t i = st->ring_pos;
-    for (uint32_t k = 0; k < RING_TICKS; k++) {
-        if (k == RING_TICKS - MOMENTARY_TICKS) st->momentary = sum;
-        sum += st->ring[i];
+    for (uint32_t k = 0; k < RING_TICKS - MOMENTARY_TICKS; k++) {
+        older += st->ring[i];
         i = i + 1 == RING_TICKS ? 0 : i + 1;
     }
-    st->momentary = (sum - st->momentary) / (double)(MOMENTARY_HOPS * st->hop);
-    st->short_term = sum / (double)(SHORT_TERM_HOPS * st->hop);
+    for (uint32_t k = 0; k < MOMENTARY_TICKS; k++) {
+        recent += st->ring[i];
+        i = i + 1 == RING_TICKS ? 0 : i + 1;
+    }
+    st->momentary = recent / (double)(MOMENTARY_HOPS * st->hop);
+    st->short_term = (older + recent) / (double)(SHORT_TERM_HOPS * st->hop);
     if (st->momentary > st->max_momentary) st->max_momentary = st->momentary;
     if (st->short_term > st->max_short_term) st->max_short_term = st->short_term;
 
@@ -552,7 +557,8 @@ static void publish(rt_loudness *st)
     for (uint32_t ch = 0; ch < st->channels; ch++) {
         double t = st->true_peak ? rt_true_peak_max(st->true_peak, ch) : 0.0;
         r->sample_peak[ch] = st->peak[ch];
-        r->true_peak[ch] = t <= 3.4028234663852886e38 ? t : 0.0; /* the oversampler saw non-finite input */
+        /* An infinity that reached the oversampler: keep the last finite reading. */
+        if (t <= 3.4028234663852886e38) r->true_peak[ch] = t;
     }
     const uint64_t *words = st->scratch.w;
     uint32_t seq = st->seq;

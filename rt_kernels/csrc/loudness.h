@@ -41,7 +41,12 @@
  *
  * Non-finite input (the facade refuses it, but the audio thread may see it): the
  * K-filter history is cleared at the end of the tick that saw it, that tick counts as
- * silence, and nonfinite_ticks counts it.  Peaks ignore non-finite samples. */
+ * silence, and nonfinite_ticks counts it.  Sample peaks ignore non-finite samples; the
+ * true peak holds its last finite reading.
+ *
+ * Range: the histograms span -70..+40 LUFS; a float signal louder than +40 LUFS still
+ * gets its exact energy into the integrated value, but its LRA percentiles read as the
+ * top bin's mean. */
 #ifndef RT_LOUDNESS_H
 #define RT_LOUDNESS_H
 #include <stdint.h>
