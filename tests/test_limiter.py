@@ -4,22 +4,18 @@ time constants, block-size invariance."""
 
 import numpy as np
 import pytest
-from scipy import signal
 
 from rt_kernels._ffi import channel_pointers, ffi, lib
 from rt_kernels.limiter import Limiter
 from tests.conftest import BLOCK_SIZES, in_blocks, noise, subnormal_count
+from tests.references import true_peak_8x_db
 
 RATES = (44100, 48000, 96000)
-# Independent 8x estimate (64 taps per phase, Kaiser beta 8: sharper at fs/2 than
-# resample_poly's default filter, which reads full-band peaks up to 1 dB low).
-REFERENCE_FILTER = signal.firwin(8 * 64 + 1, 1 / 8, window=("kaiser", 8.0))
 
 
 def true_peak_db(y, edge=64):
-    """8x-oversampled peak, ignoring `edge` frames at both ends (the cut ends ring)."""
-    up = signal.resample_poly(y.astype(np.float64), 8, 1, axis=1, window=REFERENCE_FILTER)
-    return 20 * np.log10(np.abs(up[:, 8 * edge:-8 * edge]).max())
+    """8x-oversampled peak (tests/references.py), ignoring `edge` frames at both ends."""
+    return true_peak_8x_db(y, edge)
 
 
 def adversarial(kind, fs, rng, seconds=0.5):

@@ -3,9 +3,9 @@ scipy.signal.resample_poly estimate."""
 
 import numpy as np
 import pytest
-from scipy import signal
 
 from rt_kernels.true_peak import TruePeakMeter, bs1770_factor
+from tests.references import true_peak_8x
 from tests.conftest import BLOCK_SIZES, in_blocks, noise, subnormal_count
 
 RATES = (44100, 48000, 96000)
@@ -30,16 +30,8 @@ def steady_max(meter, x, settle=200):
     return meter.max()
 
 
-# The independent estimate: scipy's 8x polyphase resampler with a long filter (64 taps
-# per phase, Kaiser beta 8, cut at fs/2).  Its own limits: the 8x grid can miss a peak by
-# up to 0.04 dB at fs/4 (0.15 dB near fs/2), and content in the last ~4 % below fs/2 is
-# attenuated.  resample_poly's default filter (20 taps per phase, beta 5) is not used: it
-# reads full-band clipped noise up to 1 dB low, more than the error being tested.
-REFERENCE_FILTER = signal.firwin(8 * 64 + 1, 1 / 8, window=("kaiser", 8.0))
-
-
 def reference_true_peak_8x(x):
-    return np.abs(signal.resample_poly(x.astype(np.float64), 8, 1, axis=1, window=REFERENCE_FILTER)).max(axis=1)
+    return true_peak_8x(x)
 
 
 @pytest.mark.parametrize("fs,factor", [(8000, 4), (44100, 4), (48000, 4), (95999, 4), (96000, 2),
