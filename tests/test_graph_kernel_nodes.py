@@ -292,3 +292,20 @@ def test_full_chain_is_block_size_invariant():
             assert np.array_equal(y, ref), size
     for n in (0, 1, 7, 64):
         assert Executor(_chain(), 2, FS).process(np.zeros((2, n), np.float32)).shape == (2, n)
+
+
+# ---- DC blocker (grid-flushed state) ------------------------------------------------------------
+
+def test_dc_blocker_grid_flush_invariance_pairing_and_reference():
+    from rt_kernels.levels import DcBlocker
+    x = np.zeros((3, FS), np.float32)
+    x[:, :2000] = _noise(2000, channels=1, level=0.5, seed=5)[0]   # the same signal in all three channels
+    x[:, 3000:3100] = 0.7                                           # then a step, then a long exact decay
+    ref = DcBlocker(3, FS, cutoff_hz=20.0).process(x)
+    for size in BLOCK_SIZES:
+        assert np.array_equal(in_blocks(DcBlocker(3, FS, cutoff_hz=20.0).process, x, size), ref), size
+    assert np.array_equal(ref[0], ref[1]) and np.array_equal(ref[0], ref[2])   # paired path == single path
+    assert subnormal_count(ref) == 0 and np.all(ref[:, -FS // 4:] == 0.0)
+    r = np.exp(-2 * np.pi * 20.0 / FS)
+    expected = signal.lfilter([(1 + r) / 2, -(1 + r) / 2], [1.0, -r], x[0].astype(np.float64))
+    np.testing.assert_allclose(ref[0], expected, atol=1e-6)
