@@ -34,7 +34,7 @@ from graph.nodes import BuildContext, NodeType, register_node_type
 from graph.params import ParamSpec
 from rt_kernels import dynamics, limiter as _limiter, stereo as _stereo
 from rt_kernels._ffi import ffi, lib
-from rt_kernels.loudness import LoudnessValues, _weights
+from rt_kernels.loudness import DEFAULT_LAYOUTS, LoudnessValues, _weights
 
 __all__ = ["COMPRESSOR", "LIMITER", "PSY_EQ", "STEREO_WIDTH", "SOFT_CLIPPER", "LOUDNESS_METER",
            "CORRELATION_METER", "read_loudness", "read_correlation"]
@@ -166,6 +166,10 @@ SOFT_CLIPPER = register_node_type(NodeType(
 
 
 def _loudness_factory(ctx: BuildContext, o):
+    if ctx.channels not in DEFAULT_LAYOUTS:
+        raise ValueError(f"loudness_meter: channels = {ctx.channels} has no default BS.1770 layout; "
+                         f"this node takes {', '.join(map(str, DEFAULT_LAYOUTS))} channels "
+                         f"({', '.join(DEFAULT_LAYOUTS.values())})")
     weights, _ = _weights("loudness_meter", ctx.channels, None, None)
     return (lib.rt_loudness_node_ops(),
             lib.rt_loudness_node_state_create(ctx.channels, ctx.sample_rate, ffi.new("double[]", weights),

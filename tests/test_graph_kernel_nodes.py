@@ -182,7 +182,10 @@ def test_stereo_width_default_bands_and_refusals():
         with pytest.raises(ValueError, match=match) as e:
             ex.publish(params)
         assert "\n" not in str(e.value)
-    assert ex.graph.nodes["w"].values["crossover_1_hz"] == 250.0
+    assert ex.graph.nodes["w"].values["crossover_1_hz"] == 250.0 and ex.graph.nodes["w"].values["mono_bass_hz"] == 0.0
+    fac = StereoWidth(FS, crossover_hz=(250.0, 4000.0))
+    fac.process(x)
+    assert np.array_equal(ex.process(x), fac.process(x))               # nothing refused reached the kernel
     with pytest.raises(ValueError, match=r"^stereo_width: channels = 1; this node takes stereo \(2 channels\) only$"):
         Executor(Graph(Node("stereo_width", "w")), 1, FS)
     with pytest.raises(ValueError, match="crossover_3_hz = 10000 Hz is not above crossover_2_hz = 12000"):
@@ -252,6 +255,9 @@ def test_loudness_meter_in_place_and_without_true_peak():
     assert v.true_peak_dbtp is None and v == measure(x, FS, true_peak=False)
     with pytest.raises(ValueError, match="read_loudness: node 'g' is a gain, not a loudness_meter"):
         graph.read_loudness(ex, "g")
+    with pytest.raises(ValueError, match=r"^loudness_meter: channels = 3 has no default BS\.1770 layout; "
+                                         r"this node takes 1, 2, 5, 6 channels"):
+        Executor(Graph(Node("loudness_meter", "lm")), 3, FS)
 
 
 def test_correlation_meter_passes_through_and_matches_facade():
