@@ -7,8 +7,10 @@ from graph.params import BYPASS, INTENSITY, ParamSpec
 from graph.plan import Plan, compile_graph
 from graph.runtime import Executor, NodeTelemetry, Telemetry
 from graph.topology import Chain, Graph, Parallel
+from graph.kernel_nodes import read_correlation, read_loudness  # registers the mastering node types
 
 __all__ = [
     "NODE_TYPES", "BuildContext", "Node", "NodeType", "eq_node_type", "register_node_type", "BYPASS", "INTENSITY", "ParamSpec",
     "Plan", "compile_graph", "Executor", "NodeTelemetry", "Telemetry", "Chain", "Graph", "Parallel",
+    "read_loudness", "read_correlation",
 ]
