@@ -21,6 +21,14 @@ ramp_ms; stereo_width: width and mono-bass fades over ramp_ms) the value is hand
 over at once (``kernel_smoothing``).  The limiter's and soft clipper's ceilings (no
 kernel ramp) are ramped by the executor over 20 ms; switches and times jump.
 
+stereo_width: the three crossovers must stay strictly increasing (NodeType.check; the
+unused ones too, so the check does not depend on the ``bands`` option) and at most
+0.45 * sample_rate (the facade's limit: at 22.05 kHz and below, lower crossover_3_hz
+from its 10 kHz default).  The C adapter refuses (-1) a value that leaves the used
+crossovers non-increasing, and applies crossovers at the start of the next process
+call, only while the used ones increase.  mono_bass_hz: 0 = off, else 20..1000 Hz.
+Factory refuses channels != 2.
+
 psy_eq: a full gain solve costs ~15 us, so the C adapter's set_param only stores a
 band's command and marks it pending; the next process call applies all pending bands
 with ONE rt_psy_eq_set_gains_db (a 25-band snapshot costs one solve), then the kernel
