@@ -25,6 +25,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationE
 SCHEMA_VERSION = 1
 SHIPPED_DIR = Path(__file__).resolve().parent
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+EQ_TARGETS = ("flat", "warm", "bright")
 
 
 class PresetError(ValueError):
@@ -45,12 +46,18 @@ def _ranged(lo: float, hi: float, unit: str):
     return Annotated[float, BeforeValidator(check), Field(json_schema_extra={"minimum": lo, "maximum": hi, "unit": unit})]
 
 
+TargetLufs = _ranged(-40.0, -5.0, "LUFS")
+CeilingDbtp = _ranged(-12.0, 0.0, "dBTP")
+ReferenceLufs = _ranged(-36.0, -10.0, "LUFS")
+UnitInterval = _ranged(0.0, 1.0, "")
+
+
 class Targets(BaseModel):
     """What the mastered output must measure (BS.1770 integrated loudness, true peak)."""
 
     model_config = ConfigDict(extra="forbid")
-    integrated_lufs: _ranged(-40.0, -5.0, "LUFS") = -14.0
-    ceiling_dbtp: _ranged(-12.0, 0.0, "dBTP") = -1.0
+    integrated_lufs: TargetLufs = -14.0
+    ceiling_dbtp: CeilingDbtp = -1.0
 
 
 class NodeConfig(BaseModel):
@@ -89,10 +96,20 @@ class Preset(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     adaptive: bool = Field(True, description="analyse the input and derive the chain's parameters from it")
-    eq_target: str = Field("flat", description="target curve for the psychoacoustic EQ")
-    intensity: _ranged(0.0, 1.0, "") = 1.0
+    eq_target: str = Field("flat", description="target curve for the psychoacoustic EQ (flat, warm, bright)")
+    eq_strength: UnitInterval = Field(0.5, description="share of the adaptive EQ correction applied")
+    reference_lufs: ReferenceLufs = Field(
+        -20.0, description="level the input gain brings the programme to before EQ and dynamics (adaptive)")
+    intensity: UnitInterval = 1.0
     target: Targets = Field(default_factory=Targets)
     chain: list[NodeConfig] = Field(min_length=1)
+
+    @field_validator("eq_target")
+    @classmethod
+    def _known_curve(cls, v: str) -> str:
+        if v not in EQ_TARGETS:
+            raise ValueError(f"is not one of {', '.join(EQ_TARGETS)}")
+        return v
 
     @field_validator("schema_version")
     @classmethod

@@ -9,7 +9,7 @@ from scipy import signal
 
 import graph
 from graph import Chain, Executor, Graph, Node, Parallel
-from rt_kernels._ffi import ffi, lib
+from rt_kernels._ffi import lib
 from rt_kernels.dynamics import Compressor, SoftClipper
 from rt_kernels.limiter import Limiter
 from rt_kernels.loudness import measure

@@ -400,7 +400,7 @@ def test_reset_starts_a_new_measurement(rng):
 def test_snapshot_is_consistent_while_another_thread_processes():
     # The sample peak grows with every frame, so each snapshot's frame count fixes the
     # peak it must show: a torn read (values from two different publications) fails.
-    frames = 2 * FS
+    frames = 60 * FS
     ramp = (np.arange(1, frames + 1) / frames).astype(np.float32)
     x = np.ascontiguousarray(np.stack([ramp, -ramp]))
     meter = LoudnessMeter(2, FS)
@@ -413,7 +413,12 @@ def test_snapshot_is_consistent_while_another_thread_processes():
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        run_in_blocks(meter, x, 64)
+        # Process at least 2 s, then until the reader has seen several publications (how
+        # soon depends on the scheduler; the signal is long enough for a loaded machine).
+        for i in range(0, frames, 64):
+            assert meter.process(np.ascontiguousarray(x[:, i:i + 64])) == 64
+            if i >= 2 * FS and len({v.frames for v in seen[-200:]}) > 3:
+                break
     finally:
         done.set()
         reader.join()

@@ -1,0 +1,59 @@
+"""What adaptive mastering measures on the input before it chooses parameters.
+
+BS.1770 loudness and peaks, crest factor, the Bark-band balance (psychoacoustic EQ
+analysis, window-compensated) and the stereo phase correlation, all in one streamed
+pass (memory does not grow with the length of the input).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from engine.mastering.measure import Measurement, _from_meter
+from rt_kernels.loudness import LoudnessMeter
+from rt_kernels.psy_eq import BandAnalysis, BandAnalyzer
+
+
+@dataclass(frozen=True)
+class InputAnalysis:
+    measurement: Measurement
+    rms_dbfs: float            #: over the whole signal, all channels pooled
+    crest_db: float            #: sample peak - RMS (dB); inf for silence
+    bands: BandAnalysis | None  #: None when the input is shorter than one analysis segment
+    correlation: float | None  #: phase correlation over the whole signal (stereo only), None for mono
+
+
+def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int, channels: int) -> InputAnalysis:
+    meter = LoudnessMeter(channels, sample_rate, true_peak=True)
+    bands = BandAnalyzer(channels, sample_rate)
+    stereo = channels == 2
+    sum_lr = sum_ll = sum_rr = 0.0
+    sum_sq = 0.0
+    frames = 0
+    for block in blocks:
+        planar = np.ascontiguousarray(block.T, dtype=np.float32)
+        meter.process(planar)
+        bands.process(planar)
+        wide = planar.astype(np.float64)
+        sum_sq += float(np.einsum("ij,ij->", wide, wide))
+        if stereo:
+            sum_lr += float(wide[0] @ wide[1])
+            sum_ll += float(wide[0] @ wide[0])
+            sum_rr += float(wide[1] @ wide[1])
+        frames += planar.shape[1]
+    measurement = _from_meter(meter, frames, sample_rate, channels)
+    mean_square = sum_sq / max(1, frames * channels)
+    rms_dbfs = 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
+    crest = measurement.sample_peak_dbfs - rms_dbfs if mean_square > 0 else math.inf
+    try:
+        band_result = bands.result()
+    except ValueError:  # shorter than one FFT segment: no band balance to act on
+        band_result = None
+    correlation = None
+    if stereo:
+        correlation = sum_lr / math.sqrt(sum_ll * sum_rr) if sum_ll > 0 and sum_rr > 0 else 0.0
+    return InputAnalysis(measurement, rms_dbfs, crest, band_result, correlation)
