@@ -7,15 +7,29 @@
 
 #define TP_TAPS_PER_PHASE 32u
 #define TP_KAISER_BETA 4.5
+#define TP_CHUNK 256u /* frames per internal pass (scratch size), a multiple of TP_PAD; not a processing unit */
+#define TP_PAD 32u    /* largest time block of the FIR (factor 2); frames are computed in whole blocks */
+#define TP_ROW (TP_CHUNK + TP_PAD + 8u)
+
+/* 8 floats: one AVX register, or two SSE registers in the baseline clone.  The helpers
+ * taking and returning them are always inlined, so their (AVX-dependent) ABI never applies. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef float tp_v8f __attribute__((vector_size(32)));
+typedef int32_t tp_v8i __attribute__((vector_size(32)));
+typedef float tp_v8f_u __attribute__((vector_size(32), aligned(4))); /* unaligned load/store */
 
 struct rt_true_peak {
     uint32_t channels;
     uint32_t factor;    /* L */
-    uint32_t taps;      /* per phase: 32, or 1 at 1x */
+    uint32_t taps;      /* per phase: T = 32, or 1 at 1x */
     uint32_t latency;   /* input frames */
-    uint32_t pos;       /* newest sample's index in each doubled history ring */
     float *coef;        /* taps * factor, tap-major: coef[k * L + p] */
-    float *hist;        /* channels * 2 * taps: each ring stored twice, so the window is contiguous */
+    float *hist;        /* channels * (T - 1): each channel's last T - 1 input samples, oldest first */
+    float *lin;         /* scratch, T - 1 + TP_CHUNK + TP_PAD: history then the chunk, contiguous */
+    float *rows;        /* scratch, L rows of TP_ROW: |y_p| per frame, slot 0 = previous frame */
+    float *pk;          /* scratch, 2 * TP_ROW: per-frame peak and refined estimate */
     double *max;        /* per channel */
     float *last;        /* per channel: the last two |interpolated values| (for refinement) */
 };
@@ -83,10 +97,13 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
     st->taps = factor == 1 ? 1 : taps_per_phase;
     st->latency = st->taps / 2;
     st->coef = calloc((size_t)st->taps * factor, sizeof(float));
-    st->hist = calloc((size_t)channels * 2 * st->taps, sizeof(float));
+    st->hist = calloc((size_t)channels * st->taps, sizeof(float)); /* T - 1 used; >= 1 allocated */
+    st->lin = calloc((size_t)st->taps + TP_CHUNK + TP_PAD, sizeof(float));
+    st->rows = calloc((size_t)factor * TP_ROW, sizeof(float));
+    st->pk = calloc((size_t)2 * TP_ROW, sizeof(float));
     st->max = calloc(channels, sizeof(double));
     st->last = calloc((size_t)channels * 2, sizeof(float));
-    if (!st->coef || !st->hist || !st->max || !st->last) {
+    if (!st->coef || !st->hist || !st->lin || !st->rows || !st->pk || !st->max || !st->last) {
         rt_true_peak_destroy(st);
         return NULL;
     }
@@ -113,6 +130,9 @@ void rt_true_peak_destroy(rt_true_peak *st)
     if (!st) return;
     free(st->coef);
     free(st->hist);
+    free(st->lin);
+    free(st->rows);
+    free(st->pk);
     free(st->max);
     free(st->last);
     free(st);
@@ -120,42 +140,123 @@ void rt_true_peak_destroy(rt_true_peak *st)
 
 void rt_true_peak_reset(rt_true_peak *st)
 {
-    memset(st->hist, 0, sizeof(float) * st->channels * 2 * st->taps);
+    memset(st->hist, 0, sizeof(float) * st->channels * st->taps);
     memset(st->max, 0, sizeof(double) * st->channels);
     memset(st->last, 0, sizeof(float) * st->channels * 2);
-    st->pos = 0;
 }
 
 uint32_t rt_true_peak_latency(const rt_true_peak *st) { return st->latency; }
 uint32_t rt_true_peak_factor(const rt_true_peak *st) { return st->factor; }
 
-/* The L interpolated values for one input frame.  The phase loop is innermost with a
- * constant trip count, so the compiler does the L sums side by side in vector registers;
- * four partial sums over interleaved taps break the add-latency chain.  (The order of
- * additions is fixed by this code, so results do not depend on the compiler's choices.) */
-#define TP_KERNEL(NAME, L)                                                      \
-    static inline void NAME(const float *restrict coef, const float *restrict w, uint32_t T, \
-                            float *restrict out)                                \
-    {                                                                           \
-        float a0[L] = {0}, a1[L] = {0}, a2[L] = {0}, a3[L] = {0};               \
-        for (uint32_t k = 0; k < T; k += 4) {                                   \
-            const float *c = coef + k * (L);                                    \
-            for (uint32_t p = 0; p < (L); p++) {                                \
-                a0[p] += c[p] * w[k];                                           \
-                a1[p] += c[(L) + p] * w[k + 1];                                 \
-                a2[p] += c[2 * (L) + p] * w[k + 2];                             \
-                a3[p] += c[3 * (L) + p] * w[k + 3];                             \
-            }                                                                   \
-        }                                                                       \
-        for (uint32_t p = 0; p < (L); p++) out[p] = fabsf((a0[p] + a1[p]) + (a2[p] + a3[p])); \
+static inline __attribute__((always_inline)) tp_v8f tp_splat(float v) { return v - (tp_v8f){0}; } /* a broadcast; v - 0 is v */
+static inline __attribute__((always_inline)) tp_v8f tp_abs(tp_v8f v) { return (tp_v8f)((tp_v8i)v & 0x7fffffff); }
+static inline __attribute__((always_inline)) tp_v8f tp_load(const float *p) { return *(const tp_v8f_u *)p; }
+static inline __attribute__((always_inline)) void tp_store(float *p, tp_v8f v) { *(tp_v8f_u *)p = v; }
+/* m ? a : b, lane by lane (m: all ones or all zeros per lane) */
+static inline __attribute__((always_inline)) tp_v8f tp_sel(tp_v8i m, tp_v8f a, tp_v8f b) { return (tp_v8f)(((tp_v8i)a & m) | ((tp_v8i)b & ~m)); }
+static inline __attribute__((always_inline)) tp_v8f tp_max(tp_v8f a, tp_v8f b) { return tp_sel(a > b, a, b); }
+
+/* The FIR, with time in the vector dimension: for NV * 8 consecutive frames at once,
+ * y_p[i] = sum_k coef[k * L + p] * x[i - k] for the phases p = 1..L-1, one accumulator
+ * per output, taps added in order k = 0..T-1 (each output's arithmetic is the same
+ * whichever lane or block it falls in, so results do not depend on the block split).
+ * Phase 0 is a unit impulse at tap T/2 (design()), so y_0[i] = x[i - T/2] exactly.
+ * x points at the chunk's first frame in the contiguous history-plus-chunk buffer;
+ * nr is the frame count rounded up to NV * 8 (the extra lanes are computed and unused).
+ * |y_p[i]| goes to rows[p * TP_ROW + 1 + i]. */
+#define TP_FIR(NAME, L, NV)                                                             \
+    static inline __attribute__((always_inline)) void NAME(const float *restrict coef, const float *restrict x, uint32_t T, \
+                            uint32_t nr, float *restrict rows)                          \
+    {                                                                                   \
+        for (uint32_t i0 = 0; i0 < nr; i0 += 8 * (NV)) {                                \
+            tp_v8f acc[(L) - 1][NV];                                                    \
+            for (uint32_t p = 0; p + 1 < (L); p++)                                      \
+                for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);         \
+            for (uint32_t k = 0; k < T; k++) {                                          \
+                tp_v8f xv[NV];                                                          \
+                for (uint32_t v = 0; v < (NV); v++) xv[v] = tp_load(x + i0 + 8 * v - k); \
+                const float *c = coef + k * (L);                                        \
+                for (uint32_t p = 0; p + 1 < (L); p++)  /* scalar * vector: a broadcast */ \
+                    for (uint32_t v = 0; v < (NV); v++) acc[p][v] += c[p + 1] * xv[v];  \
+            }                                                                           \
+            for (uint32_t v = 0; v < (NV); v++) {                                       \
+                tp_store(rows + 1 + i0 + 8 * v, tp_abs(tp_load(x + i0 + 8 * v - T / 2))); \
+                for (uint32_t p = 0; p + 1 < (L); p++)                                  \
+                    tp_store(rows + (size_t)(p + 1) * TP_ROW + 1 + i0 + 8 * v, tp_abs(acc[p][v])); \
+            }                                                                           \
+        }                                                                               \
     }
-TP_KERNEL(interp_2, 2)
-TP_KERNEL(interp_4, 4)
-TP_KERNEL(interp_8, 8)
+TP_FIR(fir_2, 2, 4)
+TP_FIR(fir_4, 4, 2)
+TP_FIR(fir_8, 8, 1)
+
+/* The interpolated points in time order are z(i*L + p) = rows[p][1 + i]; slot 0 of each
+ * row holds the previous frame.  For each frame i, writes peak[i] = max_p z(i*L + p) and,
+ * if refined, est[i] = max_p of the refined value of the point before z(i*L + p), that
+ * point being final once z(i*L + p) exists.  A point that is a local maximum of |y| counts
+ * as the peak of the parabola through it and its two neighbours, capped at 1/cos(pi/2L)
+ * times the point (the most a sinusoid below fs/2 can rise between two grid points).
+ * Computed for nr8 frames (the frame count rounded up to 8). */
+static inline __attribute__((always_inline)) void tp_reduce(const float *rows, uint32_t L, uint32_t nr8, int refined, float cap,
+                             float *restrict peak, float *restrict est)
+{
+    const tp_v8f capv = tp_splat(cap), two = tp_splat(2.0f), eight = tp_splat(8.0f), zero = tp_splat(0.0f);
+    for (uint32_t i = 0; i < nr8; i += 8) {
+        tp_v8f pk = zero, es = zero;
+        for (uint32_t p = 0; p < L; p++) {
+            tp_v8f a2 = tp_load(rows + (size_t)p * TP_ROW + 1 + i);
+            pk = tp_max(a2, pk);
+            if (!refined) continue;
+            tp_v8f a1 = p >= 1 ? tp_load(rows + (size_t)(p - 1) * TP_ROW + 1 + i)
+                               : tp_load(rows + (size_t)(L - 1) * TP_ROW + i);
+            tp_v8f a0 = p >= 2 ? tp_load(rows + (size_t)(p - 2) * TP_ROW + 1 + i)
+                      : p == 1 ? tp_load(rows + (size_t)(L - 1) * TP_ROW + i)
+                               : tp_load(rows + (size_t)(L - 2) * TP_ROW + i);
+            tp_v8f den = (a0 - two * a1) + a2;
+            tp_v8f diff = a0 - a2;
+            tp_v8f top = a1 - diff * diff / (eight * den); /* lanes with den >= 0 are not used */
+            tp_v8f lim = a1 * capv;
+            tp_v8f f = tp_sel(top < lim, top, lim);
+            f = tp_sel((a1 >= a0) & (a1 >= a2) & (den < zero), f, a1);
+            es = tp_max(f, es);
+        }
+        tp_store(peak + i, pk);
+        if (refined) tp_store(est + i, es);
+    }
+}
+
+/* One channel, one chunk of n (1..TP_CHUNK) frames, factor L >= 2. */
+RT_HOT_CLONES
+static void tp_chunk(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t n)
+{
+    const uint32_t T = st->taps, L = st->factor;
+    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
+    float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
+    const uint32_t tb = L == 2 ? 32 : L == 4 ? 16 : 8;
+    const uint32_t nr = (n + tb - 1) / tb * tb;
+    memcpy(lin, hist, sizeof(float) * (T - 1));
+    memcpy(lin + T - 1, x, sizeof(float) * n);
+    memset(lin + T - 1 + n, 0, sizeof(float) * (nr - n));
+    memcpy(hist, lin + n, sizeof(float) * (T - 1));
+    switch (L) {
+    case 2: fir_2(st->coef, lin + T - 1, T, nr, rows); break;
+    case 4: fir_4(st->coef, lin + T - 1, T, nr, rows); break;
+    default: fir_8(st->coef, lin + T - 1, T, nr, rows); break;
+    }
+    rows[(size_t)(L - 2) * TP_ROW] = st->last[2 * ch];
+    rows[(size_t)(L - 1) * TP_ROW] = st->last[2 * ch + 1];
+    float *peak = st->pk, *est = st->pk + TP_ROW;
+    tp_reduce(rows, L, (n + 7) / 8 * 8, refined, cap, peak, est);
+    st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
+    st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+    float m = 0.0f;
+    for (uint32_t i = 0; i < n; i++) m = peak[i] > m ? peak[i] : m;
+    if (m > st->max[ch]) st->max[ch] = m;
+    if (e) memcpy(e, refined ? est : peak, sizeof(float) * n);
+}
 
 /* Peak of the parabola through three equally spaced points whose middle one is a local
- * maximum, capped at a1 / cos(pi / 2L): the most a sinusoid below fs/2 can rise between
- * two grid points. */
+ * maximum, capped at a1 / cos(pi / 2L) (scalar form of tp_reduce's, for 1x). */
 static inline float refine(float a0, float a1, float a2, float cap)
 {
     float den = a0 - 2.0f * a1 + a2;
@@ -165,47 +266,38 @@ static inline float refine(float a0, float a1, float a2, float cap)
     return peak < a1 * cap ? peak : a1 * cap;
 }
 
+/* 1x: the points are the samples themselves. */
+static void run_1x(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t frames)
+{
+    const float capx = (float)(1.0 / cos(RT_PI / 2.0)); /* as before: huge, i.e. no cap */
+    float a0 = st->last[2 * ch], a1 = st->last[2 * ch + 1];
+    double mx = st->max[ch];
+    for (uint32_t n = 0; n < frames; n++) {
+        float a2 = fabsf(x[n]);
+        float f = (a1 >= a0 && a1 >= a2) ? refine(a0, a1, a2, capx) : a1;
+        if (e) e[n] = refined ? f : a2;
+        if (a2 > mx) mx = a2;
+        a0 = a1;
+        a1 = a2;
+    }
+    st->last[2 * ch] = a0;
+    st->last[2 * ch + 1] = a1;
+    st->max[ch] = mx;
+}
+
 static uint32_t run(rt_true_peak *st, const float *const *in, float *const *env, int refined, uint32_t frames)
 {
-    const uint32_t T = st->taps, L = st->factor;
-    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
-    uint32_t pos = st->pos;
     for (uint32_t ch = 0; ch < st->channels; ch++) {
-        const float *x = in[ch];
         float *e = env ? env[ch] : NULL;
-        float *ring = st->hist + (size_t)ch * 2 * T;
-        float a0 = st->last[2 * ch], a1 = st->last[2 * ch + 1];
-        double mx = st->max[ch];
-        pos = st->pos;
-        for (uint32_t n = 0; n < frames; n++) {
-            pos = pos == 0 ? T - 1 : pos - 1;
-            ring[pos] = ring[pos + T] = x[n];
-            const float *w = ring + pos; /* w[k] = x[n - k] */
-            float v[8];
-            switch (L) {
-            case 1: v[0] = fabsf(w[0]); break;
-            case 2: interp_2(st->coef, w, T, v); break;
-            case 4: interp_4(st->coef, w, T, v); break;
-            default: interp_8(st->coef, w, T, v); break;
-            }
-            float peak = 0.0f, est = 0.0f;
-            for (uint32_t p = 0; p < L; p++) {
-                float a2 = v[p];
-                if (a2 > peak) peak = a2;
-                /* a1 is final now that its successor a2 is known */
-                float f = (a1 >= a0 && a1 >= a2) ? refine(a0, a1, a2, cap) : a1;
-                if (f > est) est = f;
-                a0 = a1;
-                a1 = a2;
-            }
-            if (e) e[n] = refined ? est : peak;
-            if (peak > mx) mx = peak;
+        if (st->factor == 1) {
+            run_1x(st, ch, in[ch], e, refined, frames);
+            continue;
         }
-        st->last[2 * ch] = a0;
-        st->last[2 * ch + 1] = a1;
-        st->max[ch] = mx;
+        for (uint32_t off = 0; off < frames; off += TP_CHUNK) {
+            uint32_t n = frames - off < TP_CHUNK ? frames - off : TP_CHUNK;
+            tp_chunk(st, ch, in[ch] + off, e ? e + off : NULL, refined, n);
+        }
     }
-    st->pos = pos;
     return frames;
 }
 
