@@ -249,8 +249,13 @@ static void tp_chunk(rt_true_peak *st, uint32_t ch, const float *x, float *e, in
     tp_reduce(rows, L, (n + 7) / 8 * 8, refined, cap, peak, est);
     st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
     st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+    /* running max (exact in any order): 8 lanes at a time, then the last partial group */
+    tp_v8f mv = tp_splat(0.0f);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) mv = tp_max(tp_load(peak + i), mv);
     float m = 0.0f;
-    for (uint32_t i = 0; i < n; i++) m = peak[i] > m ? peak[i] : m;
+    for (uint32_t j = 0; j < 8; j++) m = mv[j] > m ? mv[j] : m;
+    for (; i < n; i++) m = peak[i] > m ? peak[i] : m;
     if (m > st->max[ch]) st->max[ch] = m;
     if (e) memcpy(e, refined ? est : peak, sizeof(float) * n);
 }
