@@ -7,8 +7,8 @@
 
 #define TP_TAPS_PER_PHASE 32u
 #define TP_KAISER_BETA 4.5
-#define TP_CHUNK 256u /* frames per internal pass (scratch size), a multiple of TP_PAD; not a processing unit */
-#define TP_PAD 32u    /* largest time block of the FIR (factor 2); frames are computed in whole blocks */
+#define TP_CHUNK 256u /* frames per internal pass (scratch size); not a processing unit */
+#define TP_PAD 64u    /* >= a chunk rounded up to whole FIR time blocks (64, 24 or 16 frames), minus TP_CHUNK */
 #define TP_ROW (TP_CHUNK + TP_PAD + 8u)
 
 /* 8 floats: one AVX register, or two SSE registers in the baseline clone.  The helpers
@@ -186,9 +186,11 @@ static inline __attribute__((always_inline)) tp_v8f tp_max(tp_v8f a, tp_v8f b) {
             }                                                                           \
         }                                                                               \
     }
-TP_FIR(fir_2, 2, 4)
-TP_FIR(fir_4, 4, 2)
-TP_FIR(fir_8, 8, 1)
+/* NV: enough independent accumulators ((L-1) * NV, 7 to 14) to cover the FMA latency,
+ * few enough to stay in the 16 AVX registers (measured). */
+TP_FIR(fir_2, 2, 8)
+TP_FIR(fir_4, 4, 3)
+TP_FIR(fir_8, 8, 2)
 
 /* The interpolated points in time order are z(i*L + p) = rows[p][1 + i]; slot 0 of each
  * row holds the previous frame.  For each frame i, writes peak[i] = max_p z(i*L + p) and,
@@ -232,7 +234,7 @@ static void tp_chunk(rt_true_peak *st, uint32_t ch, const float *x, float *e, in
     const uint32_t T = st->taps, L = st->factor;
     const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
     float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
-    const uint32_t tb = L == 2 ? 32 : L == 4 ? 16 : 8;
+    const uint32_t tb = L == 2 ? 64 : L == 4 ? 24 : 16; /* 8 * NV of fir_2/4/8 */
     const uint32_t nr = (n + tb - 1) / tb * tb;
     memcpy(lin, hist, sizeof(float) * (T - 1));
     memcpy(lin + T - 1, x, sizeof(float) * n);
