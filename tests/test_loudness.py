@@ -6,6 +6,7 @@ of an exact (list-of-blocks) BS.1770 reference, and pyloudnorm.
 """
 
 import dataclasses
+import sys
 import threading
 
 import numpy as np
@@ -410,6 +411,10 @@ def test_snapshot_is_consistent_while_another_thread_processes():
         while not done.is_set():
             seen.append(meter.snapshot())
 
+    # Switch threads every 0.1 ms (default 5 ms) so the reader sees several publications
+    # however fast the meter runs (the whole input takes only a few ms).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
     reader = threading.Thread(target=read)
     reader.start()
     try:
@@ -422,6 +427,7 @@ def test_snapshot_is_consistent_while_another_thread_processes():
     finally:
         done.set()
         reader.join()
+        sys.setswitchinterval(interval)
     assert len({v.frames for v in seen}) > 3, "the reader should have seen several publications"
     for v in seen:
         expected = 20 * np.log10(float(ramp[v.frames - 1])) if v.frames else -np.inf

@@ -1,3 +1,4 @@
+#ifndef TP_TEMPLATE /* the file proper; the vector kernels are at the end */
 #include "true_peak.h"
 #include "rt_common.h"
 
@@ -7,17 +8,30 @@
 
 #define TP_TAPS_PER_PHASE 32u
 #define TP_KAISER_BETA 4.5
+#define TP_CHUNK 256u /* frames per internal pass (scratch size); not a processing unit */
+#define TP_PAD 64u    /* >= a chunk rounded up to whole FIR time blocks (64, 24 or 16 frames), minus TP_CHUNK */
+#define TP_ROW (TP_CHUNK + TP_PAD + 8u)
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors: only in always-inlined helpers */
+#endif
+
+typedef void (*tp_chunk_fn)(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t n);
+static tp_chunk_fn pick_chunk(void);
 
 struct rt_true_peak {
     uint32_t channels;
     uint32_t factor;    /* L */
-    uint32_t taps;      /* per phase: 32, or 1 at 1x */
+    uint32_t taps;      /* per phase: T = 32, or 1 at 1x */
     uint32_t latency;   /* input frames */
-    uint32_t pos;       /* newest sample's index in each doubled history ring */
     float *coef;        /* taps * factor, tap-major: coef[k * L + p] */
-    float *hist;        /* channels * 2 * taps: each ring stored twice, so the window is contiguous */
+    float *hist;        /* channels * (T - 1): each channel's last T - 1 input samples, oldest first */
+    float *lin;         /* scratch, T - 1 + TP_CHUNK + TP_PAD: history then the chunk, contiguous */
+    float *rows;        /* scratch, L rows of TP_ROW: |y_p| per frame, slot 0 = previous frame */
+    float *pk;          /* scratch, 2 * TP_ROW: per-frame peak and refined estimate */
     double *max;        /* per channel */
     float *last;        /* per channel: the last two |interpolated values| (for refinement) */
+    tp_chunk_fn chunk;  /* the vector kernel for this machine */
 };
 
 /* Modified Bessel function of the first kind, order 0 (power series; converges fast
@@ -83,10 +97,13 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
     st->taps = factor == 1 ? 1 : taps_per_phase;
     st->latency = st->taps / 2;
     st->coef = calloc((size_t)st->taps * factor, sizeof(float));
-    st->hist = calloc((size_t)channels * 2 * st->taps, sizeof(float));
+    st->hist = calloc((size_t)channels * st->taps, sizeof(float)); /* T - 1 used; >= 1 allocated */
+    st->lin = calloc((size_t)st->taps + TP_CHUNK + TP_PAD, sizeof(float));
+    st->rows = calloc((size_t)factor * TP_ROW, sizeof(float));
+    st->pk = calloc((size_t)2 * TP_ROW, sizeof(float));
     st->max = calloc(channels, sizeof(double));
     st->last = calloc((size_t)channels * 2, sizeof(float));
-    if (!st->coef || !st->hist || !st->max || !st->last) {
+    if (!st->coef || !st->hist || !st->lin || !st->rows || !st->pk || !st->max || !st->last) {
         rt_true_peak_destroy(st);
         return NULL;
     }
@@ -94,6 +111,7 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
         rt_true_peak_destroy(st);
         return NULL;
     }
+    st->chunk = pick_chunk();
     return st;
 }
 
@@ -113,6 +131,9 @@ void rt_true_peak_destroy(rt_true_peak *st)
     if (!st) return;
     free(st->coef);
     free(st->hist);
+    free(st->lin);
+    free(st->rows);
+    free(st->pk);
     free(st->max);
     free(st->last);
     free(st);
@@ -120,42 +141,56 @@ void rt_true_peak_destroy(rt_true_peak *st)
 
 void rt_true_peak_reset(rt_true_peak *st)
 {
-    memset(st->hist, 0, sizeof(float) * st->channels * 2 * st->taps);
+    memset(st->hist, 0, sizeof(float) * st->channels * st->taps);
     memset(st->max, 0, sizeof(double) * st->channels);
     memset(st->last, 0, sizeof(float) * st->channels * 2);
-    st->pos = 0;
 }
 
 uint32_t rt_true_peak_latency(const rt_true_peak *st) { return st->latency; }
 uint32_t rt_true_peak_factor(const rt_true_peak *st) { return st->factor; }
 
-/* The L interpolated values for one input frame.  The phase loop is innermost with a
- * constant trip count, so the compiler does the L sums side by side in vector registers;
- * four partial sums over interleaved taps break the add-latency chain.  (The order of
- * additions is fixed by this code, so results do not depend on the compiler's choices.) */
-#define TP_KERNEL(NAME, L)                                                      \
-    static inline void NAME(const float *restrict coef, const float *restrict w, uint32_t T, \
-                            float *restrict out)                                \
-    {                                                                           \
-        float a0[L] = {0}, a1[L] = {0}, a2[L] = {0}, a3[L] = {0};               \
-        for (uint32_t k = 0; k < T; k += 4) {                                   \
-            const float *c = coef + k * (L);                                    \
-            for (uint32_t p = 0; p < (L); p++) {                                \
-                a0[p] += c[p] * w[k];                                           \
-                a1[p] += c[(L) + p] * w[k + 1];                                 \
-                a2[p] += c[2 * (L) + p] * w[k + 2];                             \
-                a3[p] += c[3 * (L) + p] * w[k + 3];                             \
-            }                                                                   \
-        }                                                                       \
-        for (uint32_t p = 0; p < (L); p++) out[p] = fabsf((a0[p] + a1[p]) + (a2[p] + a3[p])); \
-    }
-TP_KERNEL(interp_2, 2)
-TP_KERNEL(interp_4, 4)
-TP_KERNEL(interp_8, 8)
+/* The vector kernels (the TP_TEMPLATE part at the end of this file), instantiated twice:
+ * 8 lanes for x86-64-v3 (AVX2 + FMA), 4 lanes (SSE2 / NEON) for anything else, chosen at
+ * create time.  NV (vectors per FIR block) gives (L-1) * NV independent accumulators:
+ * enough to cover the add latency, few enough to stay in the 16 registers (measured).
+ * The two may differ by rounding (FMA); on one machine the results are fixed. */
+#define TP_TEMPLATE 1
+#define TP_W 4
+#define TP_SFX _base
+#define TP_TARGET
+#define TP_NV2 8
+#define TP_NV4 3
+#define TP_NV8 1
+#include "true_peak.c"
+#undef TP_W
+#undef TP_SFX
+#undef TP_TARGET
+#undef TP_NV2
+#undef TP_NV4
+#undef TP_NV8
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TP_HAVE_V3 1
+#define TP_W 8
+#define TP_SFX _v3
+#define TP_TARGET __attribute__((target("arch=x86-64-v3")))
+#define TP_NV2 8
+#define TP_NV4 3
+#define TP_NV8 2
+#include "true_peak.c"
+#endif
+
+static tp_chunk_fn pick_chunk(void)
+{
+#ifdef TP_HAVE_V3
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return tp_chunk_v3;
+#endif
+    return tp_chunk_base;
+}
+
 
 /* Peak of the parabola through three equally spaced points whose middle one is a local
- * maximum, capped at a1 / cos(pi / 2L): the most a sinusoid below fs/2 can rise between
- * two grid points. */
+ * maximum, capped at a1 / cos(pi / 2L) (scalar form of tp_reduce's, for 1x). */
 static inline float refine(float a0, float a1, float a2, float cap)
 {
     float den = a0 - 2.0f * a1 + a2;
@@ -165,47 +200,38 @@ static inline float refine(float a0, float a1, float a2, float cap)
     return peak < a1 * cap ? peak : a1 * cap;
 }
 
+/* 1x: the points are the samples themselves. */
+static void run_1x(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t frames)
+{
+    const float capx = (float)(1.0 / cos(RT_PI / 2.0)); /* as before: huge, i.e. no cap */
+    float a0 = st->last[2 * ch], a1 = st->last[2 * ch + 1];
+    double mx = st->max[ch];
+    for (uint32_t n = 0; n < frames; n++) {
+        float a2 = fabsf(x[n]);
+        float f = (a1 >= a0 && a1 >= a2) ? refine(a0, a1, a2, capx) : a1;
+        if (e) e[n] = refined ? f : a2;
+        if (a2 > mx) mx = a2;
+        a0 = a1;
+        a1 = a2;
+    }
+    st->last[2 * ch] = a0;
+    st->last[2 * ch + 1] = a1;
+    st->max[ch] = mx;
+}
+
 static uint32_t run(rt_true_peak *st, const float *const *in, float *const *env, int refined, uint32_t frames)
 {
-    const uint32_t T = st->taps, L = st->factor;
-    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
-    uint32_t pos = st->pos;
     for (uint32_t ch = 0; ch < st->channels; ch++) {
-        const float *x = in[ch];
         float *e = env ? env[ch] : NULL;
-        float *ring = st->hist + (size_t)ch * 2 * T;
-        float a0 = st->last[2 * ch], a1 = st->last[2 * ch + 1];
-        double mx = st->max[ch];
-        pos = st->pos;
-        for (uint32_t n = 0; n < frames; n++) {
-            pos = pos == 0 ? T - 1 : pos - 1;
-            ring[pos] = ring[pos + T] = x[n];
-            const float *w = ring + pos; /* w[k] = x[n - k] */
-            float v[8];
-            switch (L) {
-            case 1: v[0] = fabsf(w[0]); break;
-            case 2: interp_2(st->coef, w, T, v); break;
-            case 4: interp_4(st->coef, w, T, v); break;
-            default: interp_8(st->coef, w, T, v); break;
-            }
-            float peak = 0.0f, est = 0.0f;
-            for (uint32_t p = 0; p < L; p++) {
-                float a2 = v[p];
-                if (a2 > peak) peak = a2;
-                /* a1 is final now that its successor a2 is known */
-                float f = (a1 >= a0 && a1 >= a2) ? refine(a0, a1, a2, cap) : a1;
-                if (f > est) est = f;
-                a0 = a1;
-                a1 = a2;
-            }
-            if (e) e[n] = refined ? est : peak;
-            if (peak > mx) mx = peak;
+        if (st->factor == 1) {
+            run_1x(st, ch, in[ch], e, refined, frames);
+            continue;
         }
-        st->last[2 * ch] = a0;
-        st->last[2 * ch + 1] = a1;
-        st->max[ch] = mx;
+        for (uint32_t off = 0; off < frames; off += TP_CHUNK) {
+            uint32_t n = frames - off < TP_CHUNK ? frames - off : TP_CHUNK;
+            st->chunk(st, ch, in[ch] + off, e ? e + off : NULL, refined, n);
+        }
     }
-    st->pos = pos;
     return frames;
 }
 
@@ -230,3 +256,159 @@ double rt_true_peak_max(const rt_true_peak *st, uint32_t ch)
 }
 
 void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * st->channels); }
+
+
+#else /* TP_TEMPLATE: the vector kernels, included twice by the part above */
+
+/* TP_W floats per vector; names get the suffix TP_SFX, functions the attribute TP_TARGET. */
+#define TP_CAT_(a, b) a##b
+#define TP_CAT(a, b) TP_CAT_(a, b)
+#define TP_N(name) TP_CAT(name, TP_SFX)
+#define TP_VF TP_N(tp_vf)
+#define TP_VI TP_N(tp_vi)
+#define TP_VFU TP_N(tp_vfu)
+#define TP_INLINE static inline __attribute__((always_inline)) TP_TARGET
+#define tp_splat TP_N(tp_splat)
+#define tp_abs TP_N(tp_abs)
+#define tp_load TP_N(tp_load)
+#define tp_store TP_N(tp_store)
+#define tp_sel TP_N(tp_sel)
+#define tp_max TP_N(tp_max)
+#define fir_2 TP_N(fir_2)
+#define fir_4 TP_N(fir_4)
+#define fir_8 TP_N(fir_8)
+#define tp_reduce TP_N(tp_reduce)
+
+typedef float TP_VF __attribute__((vector_size(4 * TP_W)));
+typedef int32_t TP_VI __attribute__((vector_size(4 * TP_W)));
+typedef float TP_VFU __attribute__((vector_size(4 * TP_W), aligned(4))); /* unaligned load/store */
+
+TP_INLINE TP_VF tp_splat(float v) { return v - (TP_VF){0}; } /* a broadcast; v - 0 is v */
+TP_INLINE TP_VF tp_abs(TP_VF v) { return (TP_VF)((TP_VI)v & 0x7fffffff); }
+TP_INLINE TP_VF tp_load(const float *p) { return *(const TP_VFU *)p; }
+TP_INLINE void tp_store(float *p, TP_VF v) { *(TP_VFU *)p = v; }
+/* m ? a : b, lane by lane (m: all ones or all zeros per lane) */
+TP_INLINE TP_VF tp_sel(TP_VI m, TP_VF a, TP_VF b) { return (TP_VF)(((TP_VI)a & m) | ((TP_VI)b & ~m)); }
+TP_INLINE TP_VF tp_max(TP_VF a, TP_VF b) { return tp_sel(a > b, a, b); }
+
+/* The FIR, with time in the vector dimension: for NV * W consecutive frames at once,
+ * y_p[i] = sum_k coef[k * L + p] * x[i - k] for the phases p = 1..L-1, one accumulator
+ * per output, taps added in order k = 0..T-1 (each output's arithmetic is the same
+ * whichever lane or block it falls in, so results do not depend on the block split).
+ * Phase 0 is a unit impulse at tap T/2 (design()), so y_0[i] = x[i - T/2] exactly.
+ * x points at the chunk's first frame in the contiguous history-plus-chunk buffer;
+ * nr is the frame count rounded up to NV * W (the extra lanes are computed and unused).
+ * |y_p[i]| goes to rows[p * TP_ROW + 1 + i]. */
+#define TP_FIR(NAME, L, NV)                                                             \
+    TP_INLINE void NAME(const float *restrict coef, const float *restrict x, uint32_t T, \
+                            uint32_t nr, float *restrict rows)                          \
+    {                                                                                   \
+        for (uint32_t i0 = 0; i0 < nr; i0 += TP_W * (NV)) {                                \
+            TP_VF acc[(L) - 1][NV];                                                    \
+            for (uint32_t p = 0; p + 1 < (L); p++)                                      \
+                for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);         \
+            for (uint32_t k = 0; k < T; k++) {                                          \
+                TP_VF xv[NV];                                                          \
+                for (uint32_t v = 0; v < (NV); v++) xv[v] = tp_load(x + i0 + TP_W * v - k); \
+                const float *c = coef + k * (L);                                        \
+                for (uint32_t p = 0; p + 1 < (L); p++)  /* scalar * vector: a broadcast */ \
+                    for (uint32_t v = 0; v < (NV); v++) acc[p][v] += c[p + 1] * xv[v];  \
+            }                                                                           \
+            for (uint32_t v = 0; v < (NV); v++) {                                       \
+                tp_store(rows + 1 + i0 + TP_W * v, tp_abs(tp_load(x + i0 + TP_W * v - T / 2))); \
+                for (uint32_t p = 0; p + 1 < (L); p++)                                  \
+                    tp_store(rows + (size_t)(p + 1) * TP_ROW + 1 + i0 + TP_W * v, tp_abs(acc[p][v])); \
+            }                                                                           \
+        }                                                                               \
+    }
+TP_FIR(fir_2, 2, TP_NV2)
+TP_FIR(fir_4, 4, TP_NV4)
+TP_FIR(fir_8, 8, TP_NV8)
+
+/* The interpolated points in time order are z(i*L + p) = rows[p][1 + i]; slot 0 of each
+ * row holds the previous frame.  For each frame i, writes peak[i] = max_p z(i*L + p) and,
+ * if refined, est[i] = max_p of the refined value of the point before z(i*L + p), that
+ * point being final once z(i*L + p) exists.  A point that is a local maximum of |y| counts
+ * as the peak of the parabola through it and its two neighbours, capped at 1/cos(pi/2L)
+ * times the point (the most a sinusoid below fs/2 can rise between two grid points).
+ * Computed for nrw frames (the frame count rounded up to W). */
+TP_INLINE void tp_reduce(const float *rows, uint32_t L, uint32_t nrw, int refined, float cap,
+                             float *restrict peak, float *restrict est)
+{
+    const TP_VF capv = tp_splat(cap), two = tp_splat(2.0f), eight = tp_splat(8.0f), zero = tp_splat(0.0f);
+    for (uint32_t i = 0; i < nrw; i += TP_W) {
+        TP_VF pk = zero, es = zero;
+        for (uint32_t p = 0; p < L; p++) {
+            TP_VF a2 = tp_load(rows + (size_t)p * TP_ROW + 1 + i);
+            pk = tp_max(a2, pk);
+            if (!refined) continue;
+            TP_VF a1 = p >= 1 ? tp_load(rows + (size_t)(p - 1) * TP_ROW + 1 + i)
+                               : tp_load(rows + (size_t)(L - 1) * TP_ROW + i);
+            TP_VF a0 = p >= 2 ? tp_load(rows + (size_t)(p - 2) * TP_ROW + 1 + i)
+                      : p == 1 ? tp_load(rows + (size_t)(L - 1) * TP_ROW + i)
+                               : tp_load(rows + (size_t)(L - 2) * TP_ROW + i);
+            TP_VF den = (a0 - two * a1) + a2;
+            TP_VF diff = a0 - a2;
+            TP_VF top = a1 - diff * diff / (eight * den); /* lanes with den >= 0 are not used */
+            TP_VF lim = a1 * capv;
+            TP_VF f = tp_sel(top < lim, top, lim);
+            f = tp_sel((a1 >= a0) & (a1 >= a2) & (den < zero), f, a1);
+            es = tp_max(f, es);
+        }
+        tp_store(peak + i, pk);
+        if (refined) tp_store(est + i, es);
+    }
+}
+
+/* One channel, one chunk of n (1..TP_CHUNK) frames, factor L >= 2. */
+TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t n)
+{
+    const uint32_t T = st->taps, L = st->factor;
+    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
+    float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
+    const uint32_t tb = TP_W * (L == 2 ? TP_NV2 : L == 4 ? TP_NV4 : TP_NV8); /* <= TP_PAD + TP_CHUNK after rounding */
+    const uint32_t nr = (n + tb - 1) / tb * tb;
+    memcpy(lin, hist, sizeof(float) * (T - 1));
+    memcpy(lin + T - 1, x, sizeof(float) * n);
+    memset(lin + T - 1 + n, 0, sizeof(float) * (nr - n));
+    memcpy(hist, lin + n, sizeof(float) * (T - 1));
+    switch (L) {
+    case 2: fir_2(st->coef, lin + T - 1, T, nr, rows); break;
+    case 4: fir_4(st->coef, lin + T - 1, T, nr, rows); break;
+    default: fir_8(st->coef, lin + T - 1, T, nr, rows); break;
+    }
+    rows[(size_t)(L - 2) * TP_ROW] = st->last[2 * ch];
+    rows[(size_t)(L - 1) * TP_ROW] = st->last[2 * ch + 1];
+    float *peak = st->pk, *est = st->pk + TP_ROW;
+    tp_reduce(rows, L, (n + TP_W - 1) / TP_W * TP_W, refined, cap, peak, est);
+    st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
+    st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+    /* running max (exact in any order): W lanes at a time, then the last partial group */
+    TP_VF mv = tp_splat(0.0f);
+    uint32_t i = 0;
+    for (; i + TP_W <= n; i += TP_W) mv = tp_max(tp_load(peak + i), mv);
+    float m = 0.0f;
+    for (uint32_t j = 0; j < TP_W; j++) m = mv[j] > m ? mv[j] : m;
+    for (; i < n; i++) m = peak[i] > m ? peak[i] : m;
+    if (m > st->max[ch]) st->max[ch] = m;
+    if (e) memcpy(e, refined ? est : peak, sizeof(float) * n);
+}
+
+#undef TP_CAT_
+#undef TP_CAT
+#undef TP_N
+#undef TP_VF
+#undef TP_VI
+#undef TP_VFU
+#undef TP_INLINE
+#undef tp_splat
+#undef tp_abs
+#undef tp_load
+#undef tp_store
+#undef tp_sel
+#undef tp_max
+#undef fir_2
+#undef fir_4
+#undef fir_8
+#undef tp_reduce
+#endif /* TP_TEMPLATE */

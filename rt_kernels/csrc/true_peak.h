@@ -22,8 +22,13 @@
  * The L interpolated values produced for input frame n are the signal at times
  * n - latency + p/L, p = 0..L-1 (the interval [n - latency, n - latency + 1)).
  *
- * Processing is per sample, so results are bit-identical for any block split.
- * Interpolation is float32 (error ~1e-6 relative); running maxima are double. */
+ * Every interpolated value is computed by the same arithmetic (one float32 accumulator,
+ * taps added in a fixed order) whatever the block split or its position in an internal
+ * vector, so results are bit-identical for any block split.  Interpolation is float32
+ * (error ~1e-6 relative; a few 1e-5 on values far below the peak); running maxima are
+ * double.  Internally the input is handled in chunks of up to 256 frames per channel,
+ * with time in the vector dimension (8 frames per vector with AVX2 + FMA, chosen at
+ * create time where the CPU has them, else 4); the two builds may differ by rounding. */
 #ifndef RT_TRUE_PEAK_H
 #define RT_TRUE_PEAK_H
 #include <stdint.h>
