@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import signal
 
 from rt_kernels import _validate as check
 from rt_kernels._ffi import channel_pointers, ffi, lib
@@ -346,6 +345,8 @@ def linear_phase_fir(gains_db: Sequence[float], sample_rate: float) -> np.ndarra
     gains = _db_vector(where, "gains_db", gains_db, -MAX_GAIN_DB, MAX_GAIN_DB)
     eq = PsychoacousticEQ(1, fs, gains)
     n = 1 << int(np.ceil(np.log2(fs / 1.5)))
+    from scipy import signal  # offline only; importing scipy costs ~1 s, so not at module load
+
     _, response = signal.sosfreqz(eq.sos(), worN=n // 2 + 1, whole=False, fs=fs)
     kernel = np.fft.irfft(np.abs(response), n)  # zero phase: symmetric about index 0
     kernel = np.roll(kernel, n // 2 - 1)[: n - 1]  # centre at (n - 2) / 2, odd length n - 1
@@ -370,6 +371,8 @@ def linear_phase_eq(audio: np.ndarray, sample_rate: float, gains_db: Sequence[fl
     frames = audio.shape[1]
     if frames == 0:
         return audio.copy(), latency
+    from scipy import signal
+
     full = signal.oaconvolve(audio.astype(np.float64), fir[None, :], mode="full", axes=1)
     start = latency if compensate_latency else 0
     return np.ascontiguousarray(full[:, start:start + frames], dtype=np.float32), latency

@@ -43,3 +43,11 @@ def test_unknown_command_is_a_usage_error():
     r = run("frobnicate")
     assert r.returncode == 2
     assert "invalid choice: 'frobnicate'" in r.stderr
+
+
+def test_startup_does_not_load_scipy():
+    # scipy takes ~1 s to import; only the offline linear-phase EQ needs it.
+    code = "import sys, engine.cli, engine.mastering, graph; print('scipy' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
