@@ -159,3 +159,27 @@ def test_existing_output_survives_a_failed_render(tmp_path):
     r = run("master", str(bad), str(out))
     assert r.returncode == 3
     assert out.read_bytes() == b"earlier master"
+
+
+def _peak_rss_mb(code: str, *args) -> float:
+    probe = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    r = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def test_memory_does_not_grow_with_the_input_length(tmp_path):
+    baseline = _peak_rss_mb("import engine.mastering, graph, numpy, soundfile")
+    extra = {}
+    for seconds in (10, 150):
+        src = tmp_path / f"in{seconds}.wav"
+        with sf.SoundFile(src, "w", 44100, 2, subtype="PCM_16") as f:
+            block = programme("mix", 44100, 10.0, 2, -6.0)
+            for _ in range(seconds // 10):
+                f.write(block)
+        extra[seconds] = _peak_rss_mb("import sys; from engine.mastering import master; "
+                                      "master(sys.argv[1], sys.argv[2], progress=False)",
+                                      src, tmp_path / f"out{seconds}.wav") - baseline
+    print(f"extra peak RSS over the imported stack: {extra} MB")
+    assert extra[150] < 100.0, extra
+    assert extra[150] - extra[10] < 20.0, extra  # 15x the audio, about the same memory
