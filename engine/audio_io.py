@@ -25,6 +25,8 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
+from rt_kernels._validate import first_non_finite
+
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 # libsndfile 1.2.2 returns wrong samples for MP3 reads whose length is not a multiple
 # of the MPEG frame (1152 samples); MP3 is read in such multiples and re-blocked.
@@ -54,9 +56,9 @@ class AudioInfo:
 
 
 def _check_finite(path: str, block: np.ndarray, first_frame: int) -> None:
-    finite = np.isfinite(block)
-    if not finite.all():
-        frame, channel = np.argwhere(~finite)[0]
+    bad = first_non_finite(block)
+    if bad is not None:
+        frame, channel = bad
         raise AudioInputError(
             f"{path}: non-finite sample ({block[frame, channel]}) at frame {first_frame + frame}, "
             f"channel {channel + 1}; refusing to process it"

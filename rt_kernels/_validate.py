@@ -47,6 +47,14 @@ def channels(where: str, value, hi: int = 64) -> int:
     return count(where, "channels", value, 1, hi)
 
 
+def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the first NaN/Inf in C order, or None when every value is finite."""
+    finite = np.isfinite(array)
+    if finite.all():
+        return None
+    return tuple(int(i) for i in np.argwhere(~finite)[0])
+
+
 def audio_block(where: str, block, expected_channels: int | None, name: str = "block") -> np.ndarray:
     """A planar float32 (channels, frames) C-contiguous block of finite samples.
 
@@ -69,9 +77,9 @@ def audio_block(where: str, block, expected_channels: int | None, name: str = "b
         raise ValueError(f"{where}: {name} is not C-contiguous (pass np.ascontiguousarray({name}))")
     if block.shape[1] > 0xFFFFFFFF:
         raise ValueError(f"{where}: {name} has {block.shape[1]} frames; at most 2**32 - 1 per call")
-    finite = np.isfinite(block)
-    if not finite.all():
-        ch, frame = np.argwhere(~finite)[0]
+    bad = first_non_finite(block)
+    if bad is not None:
+        ch, frame = bad
         raise ValueError(
             f"{where}: {name} holds non-finite samples "
             f"(first at channel {ch}, frame {frame}: {block[ch, frame]!r})"

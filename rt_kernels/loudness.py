@@ -2,7 +2,7 @@
 
 :class:`LoudnessMeter` streams: feed it planar float32 blocks of any size (on the audio
 thread in C, or from Python here) and read :meth:`LoudnessMeter.snapshot` whenever you
-like; :func:`measure` and :func:`measure_file` run one over a whole signal or file.
+like; :func:`measure` runs one over a whole signal (files: engine.mastering.measure_file).
 Every reported value is bit-identical whatever the block sizes.
 
 What comes back (:class:`LoudnessValues`):
@@ -20,7 +20,6 @@ What comes back (:class:`LoudnessValues`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from os import PathLike
 from typing import Sequence
 
 import numpy as np
@@ -171,23 +170,4 @@ def measure(audio: np.ndarray, sample_rate: float, layout: str | None = None,
     return meter.snapshot()
 
 
-def measure_file(path: str | PathLike, layout: str | None = None, weights: Sequence[float] | None = None,
-                 true_peak: bool = True, block_frames: int = 65536) -> LoudnessValues:
-    """All loudness values of an audio file, read in blocks of ``block_frames`` (the
-    result does not depend on the block size; memory does not grow with the file)."""
-    import soundfile as sf
-
-    block_frames = check.count("measure_file", "block_frames", block_frames, 1, 1 << 24)
-    with sf.SoundFile(str(path)) as f:
-        meter = LoudnessMeter(f.channels, f.samplerate, layout=layout, weights=weights, true_peak=true_peak)
-        offset = 0
-        for frames in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-            block = np.ascontiguousarray(frames.T)
-            check.audio_block(f"measure_file {path}: frames from {offset}", block, meter.channels)
-            meter.process(block)
-            offset += block.shape[1]
-    return meter.snapshot()
-
-
-__all__ = ["LAYOUTS", "DEFAULT_LAYOUTS", "LoudnessMeter", "LoudnessValues", "k_weighting", "measure",
-           "measure_file"]
+__all__ = ["LAYOUTS", "DEFAULT_LAYOUTS", "LoudnessMeter", "LoudnessValues", "k_weighting", "measure"]

@@ -19,6 +19,7 @@ from engine.offline import Progress, render_blocks
 from graph import Executor
 from graph.nodes import NODE_TYPES
 from presets import Preset, PresetError, load_preset
+from rt_kernels._validate import first_non_finite
 from rt_kernels.loudness import LoudnessMeter
 
 DEFAULT_PRESET = "adaptive"
@@ -172,8 +173,9 @@ def render(audio: np.ndarray, sample_rate: int, preset: str | Path | Preset = DE
         audio = audio[:, None]
     if audio.ndim != 2 or audio.shape[0] == 0:
         raise ValueError(f"render: audio has shape {audio.shape}; expected (frames, channels) with frames > 0")
-    if not np.isfinite(audio).all():
-        frame, ch = np.argwhere(~np.isfinite(audio))[0]
+    bad = first_non_finite(audio)
+    if bad is not None:
+        frame, ch = bad
         raise ValueError(f"render: audio holds a non-finite sample at frame {frame}, channel {ch + 1}")
     _check_channels(audio.shape[1], "render: audio")
     blocks = lambda: (audio[i:i + READ_BLOCK_FRAMES] for i in range(0, audio.shape[0], READ_BLOCK_FRAMES))
