@@ -503,9 +503,20 @@ class JackBackend:
                 memory_locked=bool(_memory_locked),
             )
 
-    def reset_stats(self) -> None:
-        """Clear callbacks, frames, cost histogram and max at the next cycle (xruns stay)."""
-        lib.rt_jack_host_reset_stats(self._host)
+    def reset_stats(self, timeout_s: float = 1.0) -> bool:
+        """Clear callbacks, frames, cost histogram, max and DSP load (xruns stay).
+
+        The audio thread clears them at its next cycle; this waits up to
+        ``timeout_s`` for that and returns whether it happened."""
+        with self._lock:
+            self._require_host()
+            lib.rt_jack_host_reset_stats(self._host)
+            deadline = time.monotonic() + timeout_s
+            while not lib.rt_jack_host_reset_done(self._host):
+                if time.monotonic() >= deadline or self._client is None or not self._active:
+                    return False
+                time.sleep(0.002)
+            return True
 
     def _require_host(self) -> None:
         if self._host is None:

@@ -25,9 +25,18 @@ import uuid
 import weakref
 from pathlib import Path
 
-__all__ = ["PrivateJackServer", "JackdError", "JackdNotFound", "no_start_server"]
+__all__ = ["PrivateJackServer", "JackdError", "JackdNotFound", "no_start_server", "reclaim_stale_server_slots"]
 
 _PR_SET_PDEATHSIG = 1
+
+# JACK 2's shared registry (common/shm.{h,c}): a header with MAX_SERVERS = 8
+# server slots {pid_t pid; char name[...]}, guarded by a System V semaphore.
+_REGISTRY = Path("/dev/shm/jack-shm-registry")
+_REGISTRY_MAGIC = 0x4A41434B  # "JACK"
+_REGISTRY_SEM_KEY = 0x282929
+_MAX_SERVERS = 8
+_SERVERS_OFFSET = 24
+_SEM_UNDO = 0x1000
 
 
 class JackdError(RuntimeError):
@@ -59,6 +68,59 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except Exception:
         pass
+
+
+class _SemBuf(ctypes.Structure):
+    _fields_ = [("sem_num", ctypes.c_ushort), ("sem_op", ctypes.c_short), ("sem_flg", ctypes.c_short)]
+
+
+def reclaim_stale_server_slots() -> list[str]:
+    """Free the registry slots of JACK servers whose process is gone.
+
+    jackd reclaims a dead server's slot only when a server of the *same name*
+    starts; a server killed outright (SIGKILL, OOM, a crash) under a unique
+    name keeps its slot, and after 8 of them no jackd can start on the machine
+    ("Too many servers already active").  This clears such slots under the
+    registry's own semaphore.  Returns the names reclaimed; never raises."""
+    import mmap
+    import struct
+
+    if not _REGISTRY.exists():
+        return []
+    libc = ctypes.CDLL(None, use_errno=True)
+    semid = libc.semget(_REGISTRY_SEM_KEY, 0, 0)
+    if semid < 0:
+        return []
+    reclaimed: list[str] = []
+    lock, unlock = _SemBuf(0, -1, _SEM_UNDO), _SemBuf(0, 1, _SEM_UNDO)
+    if libc.semop(semid, ctypes.byref(lock), 1) != 0:
+        return []
+    try:
+        with open(_REGISTRY, "r+b") as f, mmap.mmap(f.fileno(), 0) as mem:
+            magic, = struct.unpack_from("<I", mem, 0)
+            hdr_len, = struct.unpack_from("<i", mem, 16)
+            stride = (hdr_len - _SERVERS_OFFSET) // _MAX_SERVERS
+            if magic != _REGISTRY_MAGIC or stride < 8:
+                return []
+            for i in range(_MAX_SERVERS):
+                off = _SERVERS_OFFSET + i * stride
+                pid, = struct.unpack_from("<i", mem, off)
+                if pid <= 0:
+                    continue
+                try:
+                    os.kill(pid, 0)
+                    continue  # alive (or someone else's)
+                except PermissionError:
+                    continue
+                except ProcessLookupError:
+                    pass
+                reclaimed.append(bytes(mem[off + 4:off + stride]).split(b"\0")[0].decode(errors="replace"))
+                mem[off:off + stride] = bytes(stride)
+    except (OSError, ValueError):
+        pass
+    finally:
+        libc.semop(semid, ctypes.byref(unlock), 1)
+    return reclaimed
 
 
 def _require(tool: str) -> str:
@@ -105,6 +167,7 @@ class PrivateJackServer:
                 return self
             jackd = _require("jackd")
             jack_wait = _require("jack_wait")
+            reclaim_stale_server_slots()  # else 8 killed servers block every jackd here
             env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=self.name)
             fd, log = tempfile.mkstemp(prefix=f"jackd-{self.name}-", suffix=".log")
             self._log = Path(log)
@@ -153,6 +216,16 @@ class PrivateJackServer:
                     proc.wait()
                 except (OSError, KeyboardInterrupt):
                     proc.kill()
+            if proc is not None:
+                # A server that died without cleaning up (killed, crashed) leaves
+                # its registry slot and its files; the name is ours alone.
+                reclaim_stale_server_slots()
+                for leftover in [*Path("/dev/shm").glob(f"jack_{self.name}_*"),
+                                 *Path("/dev/shm").glob(f"jack_sem.*_{self.name}_*")]:
+                    try:
+                        leftover.unlink()
+                    except OSError:
+                        pass
             if self._log is not None:
                 try:
                     self._log.unlink()

@@ -51,11 +51,10 @@ struct rt_jack_host {
     rt_jack_proc *active;
     uint32_t load_frames, load_rate; /* what load_period_ns / load_alpha were computed for */
     double load_period_ns, load_alpha, load;
-    uint64_t reset_ack;
 
     /* control -> audio */
     _Atomic(rt_jack_proc *) pending;
-    atomic_uint_fast64_t reset_req;
+    atomic_uint_fast64_t reset_req, reset_ack;
     atomic_uint latency_frames;
 
     /* audio -> control: retired process records (SPSC ring). */
@@ -194,9 +193,9 @@ static int on_process(jack_nframes_t nframes, void *arg)
     atomic_fetch_add_explicit(&h->seq, 1, RELAXED); /* odd: writing */
     atomic_thread_fence(memory_order_release);
     uint64_t req = atomic_load_explicit(&h->reset_req, memory_order_acquire);
-    if (req != h->reset_ack) {
+    if (req != atomic_load_explicit(&h->reset_ack, RELAXED)) {
         clear_stats_audio(h);
-        h->reset_ack = req;
+        atomic_store_explicit(&h->reset_ack, req, memory_order_release);
     }
     BUMP(h->callbacks, 1);
     BUMP(h->frames, nframes);
@@ -485,6 +484,11 @@ int rt_jack_host_read_stats(rt_jack_host *h, rt_jack_stats *dst)
 void rt_jack_host_reset_stats(rt_jack_host *h)
 {
     if (h) atomic_fetch_add(&h->reset_req, 1);
+}
+
+int rt_jack_host_reset_done(rt_jack_host *h)
+{
+    return h ? atomic_load_explicit(&h->reset_ack, memory_order_acquire) == atomic_load(&h->reset_req) : 1;
 }
 
 size_t rt_jack_host_shutdown_reason(rt_jack_host *h, char *buf, size_t cap)

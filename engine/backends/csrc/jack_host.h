@@ -90,6 +90,8 @@ int rt_jack_host_read_stats(rt_jack_host *h, rt_jack_stats *dst);
 /* Ask the audio thread to clear the histogram, max and counters of callbacks
  * and frames at its next cycle (xruns are kept). */
 void rt_jack_host_reset_stats(rt_jack_host *h);
+/* 1 once the audio thread has carried out the last reset request. */
+int rt_jack_host_reset_done(rt_jack_host *h);
 /* Copies the server's shutdown reason (NUL-terminated, truncated to cap). */
 size_t rt_jack_host_shutdown_reason(rt_jack_host *h, char *buf, size_t cap);
 

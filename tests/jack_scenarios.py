@@ -1,0 +1,68 @@
+"""Scenarios that run in a child process of the tests (``python -m tests.jack_scenarios NAME``).
+
+libjack (JACK 2) keeps one set of process-wide globals per server connection;
+opening a client on a server that died while this process still has clients
+on *another* server can crash inside libjack.  A real auralis-rt process talks
+to one server; the test process talks to several, so the server-loss scenario
+runs here, alone, and reports JSON on its last stdout line.  A crash shows up
+as a negative return code in the test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import jack
+
+from engine.backends.jack import JackBackend, JackBackendError, port_latency_range
+from engine.backends.jackd import PrivateJackServer
+
+
+def wait_until(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def kill_and_reconnect() -> dict:
+    report: dict = {}
+    with PrivateJackServer(rate=48000, period=256) as server:
+        backend = JackBackend("survivor", server=server.name, channels=2, lock_memory=False)
+        backend.set_passthrough()
+        backend.set_latency_frames(64)
+        backend.activate()
+        report["ran_before"] = wait_until(lambda: backend.status().callbacks > 10, 5.0)
+
+        server.kill()  # SIGKILL: the server vanishes mid-cycle
+        report["noticed"] = wait_until(lambda: backend.status().shutdown, 5.0)
+        report["after_kill"] = backend.status().as_dict()
+        # The control side keeps working while the server is gone.
+        backend.set_passthrough()
+        backend.set_latency_frames(32)
+        backend.collect()
+        try:
+            backend.reconnect()
+            report["reconnect_without_server"] = "no error"
+        except JackBackendError as exc:
+            report["reconnect_without_server"] = str(exc)
+        report["state_without_server"] = backend.status().state
+
+        server.start()  # the same name: "a server is back"
+        backend.reconnect(timeout_s=5.0)
+        report["ran_after"] = wait_until(lambda: backend.status().callbacks > 10, 5.0)
+        report["after_reconnect"] = backend.status().as_dict()
+        probe = jack.Client("probe", servername=server.name, no_start_server=True)
+        report["out_capture_latency"] = port_latency_range(probe.get_port_by_name(backend.outports[0]), "capture")
+        probe.close()
+        backend.destroy()
+    return report
+
+
+if __name__ == "__main__":
+    scenarios = {"kill": kill_and_reconnect}
+    print(json.dumps(scenarios[sys.argv[1]]()))
