@@ -63,6 +63,29 @@ def kill_and_reconnect() -> dict:
     return report
 
 
+def hygiene() -> dict:
+    import warnings
+
+    from engine.backends import jack as jack_backend
+
+    report: dict = {"may_lock_memory": jack_backend._can_lock_memory()[0]}
+    with PrivateJackServer(rate=48000, period=256, realtime=False) as server, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backends = [JackBackend(f"hyg{i}", server=server.name, channels=1) for i in range(2)]
+        for b in backends:
+            b.set_passthrough()
+            b.activate()
+        report["ran"] = all(wait_until(lambda b=b: b.status().callbacks > 10, 5.0) for b in backends)
+        status = backends[0].status()
+        report["realtime"] = status.realtime
+        report["memory_locked"] = status.memory_locked
+        report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, jack_backend.RealtimeHygieneWarning)]
+        for b in backends:
+            b.destroy()
+    return report
+
+
 if __name__ == "__main__":
-    scenarios = {"kill": kill_and_reconnect}
+    scenarios = {"kill": kill_and_reconnect, "hygiene": hygiene}
     print(json.dumps(scenarios[sys.argv[1]]()))
