@@ -1,0 +1,70 @@
+/* Lookahead brick-wall limiter with stereo-linked gain and an optional true-peak detector.
+ *
+ * Signal path (one gain for all channels, per frame):
+ *   detector  d(t)  = max over channels of |x| (sample-peak mode), or of the 4x-oversampled,
+ *                     parabola-refined true-peak envelope (rt_true_peak_envelope_refined,
+ *                     64 taps per phase) over frames t-1..t+1 (true-peak mode); it includes
+ *                     the sample itself, so sample peaks are held exactly in both modes
+ *   required  r(t)  = min(1, ceiling / d(t)) (rounded down by 1e-12 relative)
+ *   hold      h(t)  = min of r over the last H+1 = D+K+1 frames: a monotonic-deque sliding
+ *                     minimum (Lemire 2006), O(1) amortized per frame
+ *   release   e(t)  = h(t) if h(t) < e(t-1), else e(t-1) + (h(t) - e(t-1)) * (1 - a)
+ *   attack    g(t)  = mean of e over the last A = D+1-K frames (a linear ramp), computed
+ *                     with an exact integer running sum (e in units of 2^-40, rounded down)
+ *   output    y(t)  = x(t - latency) * min(g(t), r(t - D))
+ * D = lookahead frames.  K = 0 in sample-peak mode; in true-peak mode K = min(D/2, 8)
+ * frames, so the gain is flat over +-K frames around each peak and the interpolating
+ * filter sees one gain there.  Because every e in the averaging window is a minimum over
+ * a window that contains t - D, g(t) <= r(t - D) holds exactly; the min() with the
+ * stored r(t - D) absorbs the rounding of the mean.  So |y| <= ceiling without any
+ * clipping.  Safety stage: an output sample still above the float ceiling (it cannot
+ * happen with the above, except through a ceiling lowered while audio sat in the delay
+ * line) is set to +-ceiling, i.e. multiplied by ceiling/|x| < 1, and counted
+ * (rt_limiter_clamp_count).
+ *
+ * Release: a one-pole on the linear gain, time constant release_ms (1 - g decays as
+ * exp(-t / release_ms) once the lookahead has passed).  Auto release (program-dependent):
+ * the release rate blends from release_ms / 4 (isolated peaks recover fast) to release_ms
+ * (dense limiting recovers slowly, less pumping and distortion) by the density of
+ * limiting: a one-pole average (500 ms) of [h < 1] that rises while limiting and decays
+ * only while the gain is recovered (e >= 0.999), so one recovery runs at one rate,
+ * chosen by how much of the time before it was spent limiting.
+ *
+ * Latency = D (+ the detector's 32 + 1 frames in true-peak mode), rt_limiter_latency.
+ * Output is exactly the delayed input times a gain <= 1 (bit-exact delay when no
+ * limiting is needed).  Buffers are allocated at create for 10 ms of lookahead at the
+ * create-time sample rate.  Non-finite input samples are treated as 0 and counted. */
+#ifndef RT_LIMITER_H
+#define RT_LIMITER_H
+#include <stdint.h>
+
+/* cffi:begin */
+typedef struct rt_limiter rt_limiter;
+/* lookahead_ms in [0.5, 10], ceiling_db in [-60, 0] dBFS (dBTP in true-peak mode),
+ * release_ms in [1, 5000]; auto_release and true_peak are 0 or 1.  NULL on bad arguments. */
+rt_limiter *rt_limiter_create(uint32_t channels, double sample_rate, double lookahead_ms,
+                              double ceiling_db, double release_ms, int auto_release, int true_peak);
+void rt_limiter_destroy(rt_limiter *st);
+void rt_limiter_reset(rt_limiter *st);
+uint32_t rt_limiter_process(rt_limiter *st, const float *const *in, float *const *out, uint32_t frames);
+/* As process; gain_out (may be NULL) receives the linear gain applied to each output frame. */
+uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *const *out,
+                                 float *gain_out, uint32_t frames);
+uint32_t rt_limiter_latency(const rt_limiter *st);
+uint32_t rt_limiter_lookahead_frames(const rt_limiter *st);
+/* Setters return 0, or -1 (nothing changed) for a non-finite or out-of-range value.
+ * A new lookahead changes the latency and clears the history (as reset). */
+int rt_limiter_set_lookahead_ms(rt_limiter *st, double lookahead_ms);
+int rt_limiter_set_ceiling_db(rt_limiter *st, double ceiling_db);
+int rt_limiter_set_release_ms(rt_limiter *st, double release_ms);
+void rt_limiter_set_auto_release(rt_limiter *st, int on);
+/* Gain reduction (dB, >= 0) applied to the last output frame, and the largest since
+ * create, reset or the last rt_limiter_clear_meter. */
+double rt_limiter_gain_reduction_db(const rt_limiter *st);
+double rt_limiter_max_gain_reduction_db(const rt_limiter *st);
+void rt_limiter_clear_meter(rt_limiter *st);
+/* Output samples the safety stage had to set to +-ceiling; non-finite input samples seen. */
+uint64_t rt_limiter_clamp_count(const rt_limiter *st);
+uint64_t rt_limiter_nonfinite_count(const rt_limiter *st);
+/* cffi:end */
+#endif

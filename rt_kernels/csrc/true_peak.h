@@ -1,0 +1,65 @@
+/* True-peak oversampler: streaming polyphase FIR interpolator in the spirit of
+ * ITU-R BS.1770-4 Annex 2 (a sink that measures; it writes no audio).
+ *
+ * Oversampling factor (rt_true_peak_create, the BS.1770 rule):
+ *   4x below 96 kHz, 2x from 96 kHz up to below 192 kHz, 1x at 192 kHz and above.
+ * rt_true_peak_create_factor picks the factor explicitly (1, 2, 4 or 8), e.g. for a
+ * limiter that must see inter-sample peaks of full-band content at 96 kHz too.
+ *
+ * Filter (designed at create time, per factor L): windowed sinc, 32 taps per phase
+ * (32*L taps, the first one zero so the filter is symmetric and odd-length), cutoff
+ * at the input Nyquist frequency fs/2, Kaiser window beta = 4.5.  Each phase is
+ * normalized to a DC gain of exactly 1 (DC reads exact), and phase 0 is a pure
+ * delay (the input samples themselves pass unchanged: a true peak is never below
+ * the sample peak).  Passband: every phase within +-0.1 dB from 0 to 0.4545 fs
+ * (20 kHz at 44.1 kHz, fs/2.2); the prototype is within +-0.05 dB there.  Stopband:
+ * images at >= 0.5455 fs are attenuated by >= 44 dB (2x), 46 dB (4x), 48 dB (8x).
+ * Half amplitude at fs/2.  The oversampled grid itself under-reads a peak that falls
+ * between two grid points (4x: up to 0.17 dB at fs/4, ~0.6 dB near fs/2.2 for one
+ * isolated peak; 2x: ~0.7 dB at fs/4): that is BS.1770's own limitation.
+ *
+ * Latency: 16 input frames for factor > 1 (half the per-phase length), 0 for 1x.
+ * The L interpolated values produced for input frame n are the signal at times
+ * n - latency + p/L, p = 0..L-1 (the interval [n - latency, n - latency + 1)).
+ *
+ * Processing is per sample, so results are bit-identical for any block split.
+ * Interpolation is float32 (error ~1e-6 relative); running maxima are double. */
+#ifndef RT_TRUE_PEAK_H
+#define RT_TRUE_PEAK_H
+#include <stdint.h>
+
+/* cffi:begin */
+typedef struct rt_true_peak rt_true_peak;
+/* BS.1770 factor for the rate (see above).  NULL on bad arguments or no memory. */
+rt_true_peak *rt_true_peak_create(uint32_t channels, double sample_rate);
+/* Explicit factor: 1, 2, 4 or 8 (anything else returns NULL). */
+rt_true_peak *rt_true_peak_create_factor(uint32_t channels, double sample_rate, uint32_t factor);
+/* Explicit filter: taps_per_phase a multiple of 4 in [8, 128], Kaiser beta in [0, 20] (the
+ * defaults above are 32 and 4.5).  Latency is taps_per_phase / 2 (0 at 1x). */
+rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, uint32_t factor,
+                                         uint32_t taps_per_phase, double kaiser_beta);
+void rt_true_peak_destroy(rt_true_peak *st);
+/* Clears the filter history and the running maxima. */
+void rt_true_peak_reset(rt_true_peak *st);
+/* Input frames by which the interpolated signal lags the input (16, or 0 at 1x). */
+uint32_t rt_true_peak_latency(const rt_true_peak *st);
+/* Oversampling factor L. */
+uint32_t rt_true_peak_factor(const rt_true_peak *st);
+/* Audio thread.  Updates each channel's running max of |interpolated value|. */
+uint32_t rt_true_peak_process(rt_true_peak *st, const float *const *in, uint32_t frames);
+/* Audio thread.  As process (running maxima updated too), and also writes, per channel
+ * and input frame, env[ch][n] = max over p of |interpolated value at n - latency + p/L|. */
+uint32_t rt_true_peak_envelope(rt_true_peak *st, const float *const *in, float *const *env, uint32_t frames);
+/* As envelope, but each oversampled point that is a local maximum of |y| counts as the
+ * peak of the parabola through it and its two neighbours (capped at 1/cos(pi/2L) times
+ * the point), which recovers most of what the grid misses between points.  A point is
+ * final once its successor exists, so env[ch][n] covers the points at
+ * n - latency - 1/L .. n - latency + (L-2)/L.  Used by the limiter's detector. */
+uint32_t rt_true_peak_envelope_refined(rt_true_peak *st, const float *const *in, float *const *env, uint32_t frames);
+/* Largest |interpolated value| on channel ch since create, reset or clear (linear;
+ * 0 for a channel index out of range). */
+double rt_true_peak_max(const rt_true_peak *st, uint32_t ch);
+/* Zeroes the running maxima (history kept). */
+void rt_true_peak_clear(rt_true_peak *st);
+/* cffi:end */
+#endif

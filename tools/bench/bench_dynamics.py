@@ -1,0 +1,61 @@
+"""Compressor vs pedalboard.Compressor (JUCE dsp::Compressor), soft clipper on its own.
+
+Same settings on both sides: threshold -20 dBFS, ratio 4, attack 5 ms, release 100 ms,
+hard knee, peak detection, channels unlinked (JUCE's compressor is per channel).
+Stereo 44.1 kHz, opts.seconds of noise whose level moves in 50 ms steps over
+-40..0 dBFS, so the compressor spends time in attack, release and below threshold.
+Both process the whole signal in one call (pedalboard in its default 8192-frame chunks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tools.bench.common import Row, median_seconds, per_unit_ns
+
+FS = 44100
+SETTINGS = dict(threshold_db=-20.0, ratio=4.0, attack_ms=5.0, release_ms=100.0)
+UNIT = "ns per sample-channel"
+
+
+def _signal(seconds: float) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    frames = int(seconds * FS)
+    step = FS // 20
+    env = np.repeat(10 ** (rng.uniform(-40.0, 0.0, frames // step + 1) / 20), step)[:frames]
+    return (0.3 * rng.standard_normal((2, frames)) * env).astype(np.float32)
+
+
+def run(opts) -> list[Row]:
+    import pedalboard
+
+    from rt_kernels.dynamics import Compressor, SoftClipper
+
+    x = _signal(opts.seconds)
+    units = x.size
+    rows = []
+
+    ours = Compressor(2, FS, knee_db=0.0, link="none", **SETTINGS)
+    peer = pedalboard.Compressor(**SETTINGS)
+
+    def run_ours(kernel=ours):
+        kernel.reset()
+        kernel.process(x)
+
+    t_ours = median_seconds(run_ours, opts.repeats)
+    t_peer = median_seconds(lambda: peer.process(x, FS, reset=True), opts.repeats)
+    rows.append(Row("compressor peak, unlinked, stereo 44.1k", UNIT, per_unit_ns(t_ours, units),
+                    "pedalboard.Compressor", per_unit_ns(t_peer, units)))
+
+    for label, extra in (("compressor peak, max-linked", dict(link="max")),
+                         ("compressor RMS 10 ms, unlinked, 6 dB knee", dict(link="none", detector="rms", knee_db=6.0))):
+        kwargs = dict(knee_db=0.0, **SETTINGS)
+        kwargs.update(extra)
+        kernel = Compressor(2, FS, **kwargs)
+        rows.append(Row(label, UNIT, per_unit_ns(median_seconds(lambda k=kernel: run_ours(k), opts.repeats), units)))
+
+    clipper = SoftClipper(2, ceiling_db=-1.0, knee_db=6.0)
+    hot = (x * 4.0).astype(np.float32)
+    rows.append(Row("soft clipper (+12 dB drive)", UNIT,
+                    per_unit_ns(median_seconds(lambda: clipper.process(hot), opts.repeats), units)))
+    return rows
