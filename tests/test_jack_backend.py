@@ -148,8 +148,8 @@ def test_latency_adds_to_upstream_and_downstream_latency_of_physical_ports(jack_
         play_sys = port_latency_range(client.get_port_by_name("system:playback_1"), "playback")
         assert wait_until(lambda: port_latency_range(client.get_port_by_name(backend.outports[0]), "capture")
                           == (cap_sys[0] + 123, cap_sys[1] + 123), 2.0)
-        assert port_latency_range(client.get_port_by_name(backend.inports[0]), "playback") == (
-            play_sys[0] + 123, play_sys[1] + 123)
+        assert wait_until(lambda: port_latency_range(client.get_port_by_name(backend.inports[0]), "playback")
+                          == (play_sys[0] + 123, play_sys[1] + 123), 2.0)
         backend.set_latency_frames(0)
         assert wait_until(lambda: port_latency_range(client.get_port_by_name(backend.outports[0]), "capture")
                           == cap_sys, 2.0)
