@@ -1,10 +1,11 @@
 """Scenarios that run in a child process of the tests (``python -m tests.jack_scenarios NAME``).
 
-libjack (JACK 2) keeps one set of process-wide globals per server connection;
-opening a client on a server that died while this process still has clients
-on *another* server can crash inside libjack.  A real auralis-rt process talks
-to one server; the test process talks to several, so the server-loss scenario
-runs here, alone, and reports JSON on its last stdout line.  A crash shows up
+libjack (JACK 2) keeps process-wide globals for the first server it talks to:
+while a process has a client open, a client opened "on another server" lands
+on the first one, and opening one on a server that died can crash inside
+libjack.  A real auralis-rt process talks to one server; the test process
+already has clients on the module's server, so scenarios that need their own
+server run here, alone, and report JSON on their last stdout line.  A crash shows up
 as a negative return code in the test.
 """
 
@@ -86,6 +87,21 @@ def hygiene() -> dict:
     return report
 
 
+def auto_host(status_json: str) -> dict:
+    from engine.backends import open_host, run_host
+
+    with open_host("auto", jack_server="auralis-no-such-server", channels=2, lock_memory=False) as host:
+        server = host.private_server
+        report = {"private_running": bool(server and server.running), "private_pid": server.pid,
+                  "notes": host.notes}
+        host.backend.set_passthrough()
+        final = run_host(host, duration_s=0.5, status_json=status_json, interval_s=0.1)
+        report.update(state=final.state, callbacks=final.callbacks)
+        report["in_1_connections"] = [p.name for p in host.backend.client.get_all_connections(host.backend.inports[0])]
+    report["private_running_after"] = server.running
+    return report
+
+
 if __name__ == "__main__":
-    scenarios = {"kill": kill_and_reconnect, "hygiene": hygiene}
-    print(json.dumps(scenarios[sys.argv[1]]()))
+    scenarios = {"kill": kill_and_reconnect, "hygiene": hygiene, "auto_host": auto_host}
+    print(json.dumps(scenarios[sys.argv[1]](*sys.argv[2:])))

@@ -413,3 +413,41 @@ def test_executor_through_the_ports_equals_offline_processing(rig, rng):
     expected = offline.process(np.concatenate([signal, np.zeros((CHANNELS, lat), np.float32)], axis=1))
     assert wait_until(lambda: port_latency_range(recorder.ports[0], "capture") == (0, 0), 2.0)
     np.testing.assert_allclose(recording, expected, atol=1e-6, rtol=0)
+
+
+# -- CLI helpers (engine.backends) ---------------------------------------------------
+
+def test_open_host_auto_starts_and_stops_a_private_server_and_run_host_writes_telemetry(tmp_path):
+    """In a child process: libjack serves one server per process, and this
+    process already has clients on the module's server."""
+    status_json = tmp_path / "status.json"
+    result = subprocess.run([sys.executable, "-m", "tests.jack_scenarios", "auto_host", str(status_json)], cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-1500:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["private_running"] and report["notes"]
+    assert report["state"] == "active" and report["callbacks"] > 0
+    assert report["in_1_connections"] == ["system:capture_1"]  # autoconnect to the physical ports
+    assert report["private_running_after"] is False
+    with pytest.raises(ProcessLookupError):
+        os.kill(report["private_pid"], 0)
+    written = json.loads(status_json.read_text())
+    assert set(written) >= {"xruns", "dsp_load", "callback_us_p99", "latency_frames", "sample_rate", "period"}
+    assert written["period"] == JACK_PERIOD and written["sample_rate"] == JACK_RATE
+
+
+def test_open_host_jack_requires_a_running_server_and_list_devices_shows_ports(jack_server):
+    from engine.backends import jack_server_running, list_devices, open_host
+
+    with pytest.raises(JackBackendError, match="no server 'auralis-no-such-server' is running"):
+        with open_host("jack", jack_server="auralis-no-such-server"):
+            pass
+    with pytest.raises(ValueError, match="backend = 'alsa' is not one of auto, jack, portaudio"):
+        with open_host("alsa"):
+            pass
+    assert jack_server_running(jack_server.name)
+    with open_host("jack", jack_server=jack_server.name, name="lister", channels=1, autoconnect=False,
+                   lock_memory=False) as host:
+        assert host.private_server is None
+        names = [p["name"] for p in list_devices(jack_server.name)["jack"]]
+        assert "lister:in_1" in names and "lister:out_1" in names and "system:playback_1" in names

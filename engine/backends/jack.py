@@ -177,6 +177,12 @@ class JackBackend:
     in_names, out_names : explicit port names instead (their lengths set the counts).
     lock_memory : mlockall(MCL_CURRENT | MCL_FUTURE) on activate where permitted;
         where not, one RealtimeHygieneWarning per process and the engine runs on.
+
+    One server per process: libjack (JACK 2) binds its process-wide state to
+    the first server it talks to; while any client of this process is open, a
+    client opened with another ``server`` name ends up on the first server
+    (and opening one on a server that died meanwhile can crash in libjack).
+    Close every client before switching servers.
     """
 
     def __init__(self, name: str = "auralis-rt", *, server: str | None = None, channels: int = 2,
@@ -361,6 +367,18 @@ class JackBackend:
             if latency_frames is not None:
                 self.set_latency_frames(latency_frames)
 
+    def set_executor(self, executor) -> None:
+        """Run a ``graph.runtime.Executor`` in the callback and report its latency.
+
+        The executor's channel count must equal the number of input and output ports."""
+        from rt_kernels._rt import ffi as rt_ffi, lib as rt_lib
+
+        if executor.channels != len(self.in_names) or executor.channels != len(self.out_names):
+            raise ValueError(f"JackBackend.set_executor: executor has {executor.channels} channels, the client "
+                             f"{len(self.in_names)} inputs and {len(self.out_names)} outputs")
+        self.set_process(rt_ffi.cast("void *", rt_ffi.addressof(rt_lib, "rt_executor_process")),
+                         executor.c_executor, keep_alive=executor, latency_frames=executor.latency_frames)
+
     def set_passthrough(self) -> None:
         """Inputs straight to outputs (min(inputs, outputs) channels), latency 0."""
         self.set_process(ffi.addressof(lib, "rt_jack_passthrough"), self._passthrough_channels,
@@ -502,6 +520,25 @@ class JackBackend:
                 sample_rate_changes=int(s.sample_rate_changes), realtime=self._realtime,
                 memory_locked=bool(_memory_locked),
             )
+
+    def poll_events(self) -> list[str]:
+        """Control thread: what changed since the last call -- "buffer_size", "sample_rate",
+        "shutdown", "freewheel_on" / "freewheel_off".  The C callbacks only set
+        flags; reacting (e.g. a new executor for a new sample rate, then
+        set_executor) happens here, off the audio thread."""
+        s = self.status()
+        seen = getattr(self, "_seen", None) or (s.buffer_size_changes, s.sample_rate_changes, False, False)
+        events = []
+        if s.buffer_size_changes != seen[0]:
+            events.append("buffer_size")
+        if s.sample_rate_changes != seen[1]:
+            events.append("sample_rate")
+        if s.shutdown and not seen[2]:
+            events.append("shutdown")
+        if s.freewheel != seen[3]:
+            events.append("freewheel_on" if s.freewheel else "freewheel_off")
+        self._seen = (s.buffer_size_changes, s.sample_rate_changes, s.shutdown, s.freewheel)
+        return events
 
     def reset_stats(self, timeout_s: float = 1.0) -> bool:
         """Clear callbacks, frames, cost histogram, max and DSP load (xruns stay).
