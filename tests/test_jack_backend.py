@@ -98,15 +98,34 @@ def test_freewheel_renders_bit_exact_and_reports_the_mode(rig, test_process_lib,
     backend, player, recorder = rig
     fn, ctx, keep = gain_delay(test_process_lib, 77, 0.5)
     backend.set_process(fn, ctx, keep_alive=keep, latency_frames=77)
+    backend.poll_events()
     backend.set_freewheel(True)
     try:
         assert wait_until(lambda: backend.status().freewheel, 3.0)
+        assert "freewheel_on" in backend.poll_events()
         signal = (0.25 * rng.standard_normal((CHANNELS, 48000))).astype(np.float32)
         recording, _clean = play_and_record(backend, player, recorder, signal, tail=77, attempts=1)
     finally:
         backend.set_freewheel(False)
     assert np.array_equal(recording[:, 77:], np.float32(0.5) * signal)
     assert wait_until(lambda: not backend.status().freewheel, 3.0)
+
+
+def test_buffer_size_change_is_reported_and_audio_stays_exact(rig, test_process_lib, rng):
+    backend, player, recorder = rig
+    fn, ctx, keep = gain_delay(test_process_lib, 100, 0.5)
+    backend.set_process(fn, ctx, keep_alive=keep, latency_frames=100)
+    backend.poll_events()
+    try:
+        backend.client.blocksize = 512
+        assert wait_until(lambda: backend.status().period == 512, 3.0)
+        assert "buffer_size" in backend.poll_events()
+        signal = (0.25 * rng.standard_normal((CHANNELS, 12000))).astype(np.float32)
+        recording, clean = play_and_record(backend, player, recorder, signal, tail=100)
+        assert np.array_equal(recording[:, 100:], np.float32(0.5) * signal), f"clean={clean}"
+    finally:
+        backend.client.blocksize = JACK_PERIOD
+    assert wait_until(lambda: backend.status().period == JACK_PERIOD, 3.0)
 
 
 # -- latency ----------------------------------------------------------------------
