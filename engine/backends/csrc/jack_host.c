@@ -76,6 +76,10 @@ struct rt_jack_host {
     atomic_uint period_frames, sample_rate, bufsize_changes, rate_changes;
     atomic_int freewheel, shut_down;
     char reason[REASON_CAP];
+
+    /* PortAudio: planar scratch for (n_in + n_out) channels of pa_max_frames. */
+    float *pa_scratch;
+    uint32_t pa_max_frames;
 };
 
 static inline uint64_t now_ns(void)
@@ -147,15 +151,10 @@ static void clear_stats_audio(rt_jack_host *h)
     atomic_store_explicit(&h->dsp_load, 0.0, RELAXED);
 }
 
-static int on_process(jack_nframes_t nframes, void *arg)
+/* Audio thread: adopt a newly published process function if the retire ring
+ * has room for the one it replaces (else try again next cycle). */
+static void take_pending(rt_jack_host *h)
 {
-    rt_jack_host *h = arg;
-    if (rtcheck_enter) rtcheck_enter();
-    uint64_t t0 = now_ns();
-    denormals_on();
-
-    /* Take a newly published process function if the retire ring has room
-     * for the one it replaces (else try again next cycle). */
     if (atomic_load_explicit(&h->pending, RELAXED) && ring_count(h) < h->ring_cap) {
         rt_jack_proc *p = atomic_exchange_explicit(&h->pending, NULL, memory_order_acq_rel);
         if (p) {
@@ -166,10 +165,12 @@ static int on_process(jack_nframes_t nframes, void *arg)
             BUMP(h->swaps, 1);
         }
     }
+}
 
-    for (uint32_t c = 0; c < h->n_in; c++) h->in_bufs[c] = jack_port_get_buffer(h->in_ports[c], nframes);
-    for (uint32_t c = 0; c < h->n_out; c++) h->out_bufs[c] = jack_port_get_buffer(h->out_ports[c], nframes);
-
+/* Audio thread: the process function on h->in_bufs / h->out_bufs, zero-filling
+ * what it did not write.  Returns 1 if it came up short. */
+static int run_process(rt_jack_host *h, uint32_t nframes)
+{
     uint32_t done = 0;
     int is_short = 0;
     if (h->active && h->active->fn) {
@@ -179,8 +180,12 @@ static int on_process(jack_nframes_t nframes, void *arg)
     }
     if (done < nframes)
         for (uint32_t c = 0; c < h->n_out; c++) memset(h->out_bufs[c] + done, 0, (size_t)(nframes - done) * sizeof(float));
+    return is_short;
+}
 
-    uint64_t cost = now_ns() - t0;
+/* Audio thread: telemetry of one callback, under the seqlock. */
+static void record_cycle(rt_jack_host *h, uint32_t nframes, uint64_t cost, int shorts)
+{
     int freewheeling = atomic_load_explicit(&h->freewheel, RELAXED);
     uint32_t rate = atomic_load_explicit(&h->sample_rate, RELAXED);
     if (nframes != h->load_frames || rate != h->load_rate) {
@@ -199,7 +204,7 @@ static int on_process(jack_nframes_t nframes, void *arg)
     }
     BUMP(h->callbacks, 1);
     BUMP(h->frames, nframes);
-    if (is_short) BUMP(h->short_blocks, 1);
+    if (shorts) BUMP(h->short_blocks, 1);
     atomic_store_explicit(&h->cost_last, cost, RELAXED);
     if (!freewheeling && h->load_period_ns > 0.0) {
         double load = (double)cost / h->load_period_ns;
@@ -210,9 +215,78 @@ static int on_process(jack_nframes_t nframes, void *arg)
         BUMP(h->timed, 1);
     }
     atomic_fetch_add_explicit(&h->seq, 1, memory_order_release); /* even: done */
+}
 
+static int on_process(jack_nframes_t nframes, void *arg)
+{
+    rt_jack_host *h = arg;
+    if (rtcheck_enter) rtcheck_enter();
+    uint64_t t0 = now_ns();
+    denormals_on();
+    take_pending(h);
+    for (uint32_t c = 0; c < h->n_in; c++) h->in_bufs[c] = jack_port_get_buffer(h->in_ports[c], nframes);
+    for (uint32_t c = 0; c < h->n_out; c++) h->out_bufs[c] = jack_port_get_buffer(h->out_ports[c], nframes);
+    int is_short = run_process(h, nframes);
+    record_cycle(h, nframes, now_ns() - t0, is_short);
     if (rtcheck_leave) rtcheck_leave();
     return 0;
+}
+
+/* ---- PortAudio: the same host core behind a PaStreamCallback ------------- */
+
+/* PaStreamCallbackFlags: input underflow/overflow, output underflow/overflow. */
+#define PA_XRUN_FLAGS 0x0Fu
+
+int rt_host_pa_prepare(rt_jack_host *h, uint32_t sample_rate, uint32_t max_frames)
+{
+    if (!h || sample_rate == 0 || max_frames == 0 || max_frames > (1u << 16)) return -1;
+    float *scratch = calloc((size_t)(h->n_in + h->n_out) * max_frames, sizeof(float));
+    if (!scratch) return -1;
+    free(h->pa_scratch);
+    h->pa_scratch = scratch;
+    h->pa_max_frames = max_frames;
+    atomic_store(&h->sample_rate, sample_rate);
+    atomic_store(&h->period_frames, max_frames);
+    atomic_store(&h->shut_down, 0);
+    atomic_store(&h->xruns, 0);
+    clear_stats_audio(h);
+    h->load_frames = h->load_rate = 0;
+    return 0;
+}
+
+int rt_host_pa_callback(const void *input, void *output, unsigned long frames, const void *time_info,
+                        unsigned long status_flags, void *user)
+{
+    rt_jack_host *h = user;
+    if (rtcheck_enter) rtcheck_enter();
+    uint64_t t0 = now_ns();
+    denormals_on();
+    if (status_flags & PA_XRUN_FLAGS) atomic_fetch_add_explicit(&h->xruns, 1, RELAXED);
+    take_pending(h);
+    const float *in = input;
+    float *out = output;
+    uint32_t max = h->pa_max_frames, n_in = h->n_in, n_out = h->n_out;
+    int shorts = 0;
+    for (unsigned long done = 0; done < frames;) {
+        uint32_t n = frames - done < max ? (uint32_t)(frames - done) : max;
+        for (uint32_t c = 0; c < n_in; c++) {
+            float *dst = h->pa_scratch + (size_t)c * max;
+            if (in)
+                for (uint32_t i = 0; i < n; i++) dst[i] = in[(done + i) * n_in + c];
+            else
+                memset(dst, 0, n * sizeof(float));
+            h->in_bufs[c] = dst;
+        }
+        for (uint32_t c = 0; c < n_out; c++) h->out_bufs[c] = h->pa_scratch + (size_t)(n_in + c) * max;
+        shorts |= run_process(h, n);
+        if (out)
+            for (uint32_t c = 0; c < n_out; c++)
+                for (uint32_t i = 0; i < n; i++) out[(done + i) * n_out + c] = h->out_bufs[c][i];
+        done += n;
+    }
+    record_cycle(h, (uint32_t)frames, now_ns() - t0, shorts);
+    if (rtcheck_leave) rtcheck_leave();
+    return 0; /* paContinue */
 }
 
 static int on_buffer_size(jack_nframes_t nframes, void *arg)
@@ -318,6 +392,7 @@ void rt_jack_host_destroy(rt_jack_host *h)
 {
     if (!h) return;
     free_all_records(h);
+    free(h->pa_scratch);
     free(h->ring);
     free(h);
 }

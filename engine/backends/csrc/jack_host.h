@@ -105,6 +105,16 @@ void rt_jack_port_latency_range(jack_port_t *port, int mode, uint32_t *min_frame
 int rt_jack_lock_memory(void);
 int rt_jack_thread_policy(jack_client_t *client, int *policy, int *priority);
 
+/* PortAudio through the same host (python-sounddevice opens the stream with
+ * rt_host_pa_callback as its C callback and the host as userdata; interleaved
+ * float32, fixed block size).  prepare: control thread, before the stream
+ * starts: scratch for max_frames (longer callbacks are processed in pieces),
+ * the sample rate for the DSP load; clears the telemetry.  The callback counts
+ * PortAudio's under/overflow flags as xruns. */
+int rt_host_pa_prepare(rt_jack_host *h, uint32_t sample_rate, uint32_t max_frames);
+int rt_host_pa_callback(const void *input, void *output, unsigned long frames, const void *time_info,
+                        unsigned long status_flags, void *user);
+
 /* A process function: copies min(n_in, n_out) channels; ctx points to a
  * uint32_t holding that channel count.  Monitoring without a chain. */
 uint32_t rt_jack_passthrough(void *ctx, const float *const *in, float *const *out, uint32_t frames);
