@@ -51,7 +51,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "(or run `python engine/backends/jack_build.py`)"
     ) from exc
 
-__all__ = ["JackBackend", "JackStatus", "JackBackendError", "RealtimeHygieneWarning", "port_latency_range"]
+__all__ = ["JackBackend", "JackStatus", "ProcessHost", "JackBackendError", "RealtimeHygieneWarning", "port_latency_range"]
 
 no_start_server()
 
@@ -166,7 +166,134 @@ def _warn_once(message: str) -> None:
         warnings.warn(f"auralis-rt real-time hygiene: {message}", RealtimeHygieneWarning, stacklevel=3)
 
 
-class JackBackend:
+class ProcessHost:
+    """The C host core shared by the JACK and PortAudio backends: publishing the
+    process function (with keep-alive bookkeeping), latency, telemetry reset.
+
+    Subclasses set ``_n_in``/``_n_out`` and implement ``_running()`` and
+    ``_latency_changed()``."""
+
+    def _init_host(self, n_in: int, n_out: int, retire_capacity: int) -> None:
+        self._n_in, self._n_out = n_in, n_out
+        self._lock = threading.RLock()
+        self._host = lib.rt_jack_host_create(n_in, n_out, retire_capacity)
+        if self._host == ffi.NULL:
+            raise MemoryError(f"{type(self).__name__}: cannot allocate the host state")
+        self._token = 0
+        self._keep: dict[int, Any] = {}
+        self._latency_frames = 0
+        self._passthrough_channels = ffi.new("uint32_t *", min(n_in, n_out))
+
+    def _running(self) -> bool:
+        raise NotImplementedError
+
+    def _latency_changed(self) -> None:
+        pass
+
+    def _free_host(self) -> None:
+        if self._host is not None:
+            lib.rt_jack_host_destroy(self._host)
+            self._host = None
+            self._keep.clear()
+
+    def _read_stats(self):
+        s = ffi.new("rt_jack_stats *")
+        for _ in range(10):
+            if lib.rt_jack_host_read_stats(self._host, s) == 0:
+                break
+            time.sleep(0.0005)
+        return s
+
+    # -- the process function -------------------------------------------
+    def set_process(self, fn, ctx=None, *, keep_alive: Any = None, latency_frames: int | None = None) -> None:
+        """Publish the C process function ``fn`` with its context pointer ``ctx``.
+
+        ``fn`` is a cffi ``void *`` / function pointer (or an integer address)
+        of type ``uint32_t (*)(void *, const float *const *, float *const *,
+        uint32_t)``; None means silence.  ``keep_alive`` is held until the audio
+        thread has stopped using this pair (the owner of ``ctx``).
+        ``latency_frames``, if given, is reported on the ports right away."""
+        with self._lock:
+            self._require_host()
+            fn_ptr = ffi.cast("rt_process_fn", fn if fn is not None else 0)
+            ctx_ptr = ffi.cast("void *", ctx if ctx is not None else 0)
+            self._collect_locked()
+            self._token += 1
+            displaced = ffi.new("uint64_t *")
+            if lib.rt_jack_host_set_process(self._host, fn_ptr, ctx_ptr, self._token, displaced) != 0:
+                raise MemoryError("set_process: cannot allocate the process record")
+            self._keep[self._token] = (fn, ctx, keep_alive)
+            self._keep.pop(int(displaced[0]), None)
+            if latency_frames is not None:
+                self.set_latency_frames(latency_frames)
+
+    def set_executor(self, executor) -> None:
+        """Run a ``graph.runtime.Executor`` in the callback and report its latency.
+
+        The executor's channel count must equal the number of input and output ports."""
+        from rt_kernels._rt import ffi as rt_ffi, lib as rt_lib
+
+        if executor.channels != self._n_in or executor.channels != self._n_out:
+            raise ValueError(f"{type(self).__name__}.set_executor: executor has {executor.channels} channels, "
+                             f"the backend {self._n_in} inputs and {self._n_out} outputs")
+        self.set_process(rt_ffi.cast("void *", rt_ffi.addressof(rt_lib, "rt_executor_process")),
+                         executor.c_executor, keep_alive=executor, latency_frames=executor.latency_frames)
+
+    def set_passthrough(self) -> None:
+        """Inputs straight to outputs (min(inputs, outputs) channels), latency 0."""
+        self.set_process(ffi.addressof(lib, "rt_jack_passthrough"), self._passthrough_channels,
+                         keep_alive=self._passthrough_channels, latency_frames=0)
+
+    def clear_process(self) -> None:
+        """Silence on the outputs."""
+        self.set_process(None, None, latency_frames=0)
+
+    def collect(self) -> int:
+        """Release what the audio thread has stopped using; returns how many."""
+        with self._lock:
+            return self._collect_locked()
+
+    def _collect_locked(self) -> int:
+        n = 0
+        while self._host is not None:
+            token = lib.rt_jack_host_collect(self._host)
+            if token == 0:
+                return n
+            self._keep.pop(int(token), None)
+            n += 1
+        return n
+
+    def set_latency_frames(self, frames: int) -> None:
+        """The delay our process adds, reported on our ports (JACK latency API)."""
+        if isinstance(frames, bool) or not isinstance(frames, int) or not 0 <= frames <= 1 << 24:
+            raise ValueError(f"{type(self).__name__}.set_latency_frames: frames = {frames!r} is outside [0, 16777216]")
+        with self._lock:
+            self._require_host()
+            self._latency_frames = frames
+            lib.rt_jack_host_set_latency(self._host, frames)
+            self._latency_changed()
+
+    def reset_stats(self, timeout_s: float = 1.0) -> bool:
+        """Clear callbacks, frames, cost histogram, max and DSP load (xruns stay).
+
+        The audio thread clears them at its next cycle; this waits up to
+        ``timeout_s`` for that and returns whether it happened."""
+        with self._lock:
+            self._require_host()
+            lib.rt_jack_host_reset_stats(self._host)
+            deadline = time.monotonic() + timeout_s
+            while not lib.rt_jack_host_reset_done(self._host):
+                if time.monotonic() >= deadline or not self._running():
+                    return False
+                time.sleep(0.002)
+            return True
+
+    def _require_host(self) -> None:
+        if self._host is None:
+            raise JackBackendError(f"{type(self).__name__}: already destroyed")
+
+
+class JackBackend(ProcessHost):
     """A JACK client whose process callback is C.
 
     Parameters
@@ -200,20 +327,13 @@ class JackBackend:
             if len(names) > 64 or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
                 raise ValueError(f"JackBackend: {label} = {names!r} must be at most 64 distinct non-empty names")
         self.lock_memory = lock_memory
-        self._lock = threading.RLock()
-        self._host = lib.rt_jack_host_create(len(self.in_names), len(self.out_names), retire_capacity)
-        if self._host == ffi.NULL:
-            raise MemoryError("JackBackend: cannot allocate the host state")
+        self._init_host(len(self.in_names), len(self.out_names), retire_capacity)
         self._client: jack.Client | None = None
         self._inports: list[jack.Port] = []
         self._outports: list[jack.Port] = []
         self._active = False
-        self._token = 0
-        self._keep: dict[int, Any] = {}
-        self._latency_frames = 0
         self._connections: list[tuple[str, str]] = []
         self._realtime: bool | None = None
-        self._passthrough_channels = ffi.new("uint32_t *", min(len(self.in_names), len(self.out_names)))
 
     # -- lifecycle -------------------------------------------------------
     def open(self) -> "JackBackend":
@@ -327,10 +447,7 @@ class JackBackend:
         """Close and free the C state; the object cannot be used afterwards."""
         with self._lock:
             self.close()
-            if self._host is not None:
-                lib.rt_jack_host_destroy(self._host)
-                self._host = None
-                self._keep.clear()
+            self._free_host()
 
     def __enter__(self) -> "JackBackend":
         return self.activate()
@@ -344,75 +461,12 @@ class JackBackend:
         except Exception:
             pass
 
-    # -- the process function -------------------------------------------
-    def set_process(self, fn, ctx=None, *, keep_alive: Any = None, latency_frames: int | None = None) -> None:
-        """Publish the C process function ``fn`` with its context pointer ``ctx``.
+    def _running(self) -> bool:
+        return self._client is not None and self._active
 
-        ``fn`` is a cffi ``void *`` / function pointer (or an integer address)
-        of type ``uint32_t (*)(void *, const float *const *, float *const *,
-        uint32_t)``; None means silence.  ``keep_alive`` is held until the audio
-        thread has stopped using this pair (the owner of ``ctx``).
-        ``latency_frames``, if given, is reported on the ports right away."""
-        with self._lock:
-            self._require_host()
-            fn_ptr = ffi.cast("rt_process_fn", fn if fn is not None else 0)
-            ctx_ptr = ffi.cast("void *", ctx if ctx is not None else 0)
-            self._collect_locked()
-            self._token += 1
-            displaced = ffi.new("uint64_t *")
-            if lib.rt_jack_host_set_process(self._host, fn_ptr, ctx_ptr, self._token, displaced) != 0:
-                raise MemoryError("JackBackend.set_process: cannot allocate the process record")
-            self._keep[self._token] = (fn, ctx, keep_alive)
-            self._keep.pop(int(displaced[0]), None)
-            if latency_frames is not None:
-                self.set_latency_frames(latency_frames)
-
-    def set_executor(self, executor) -> None:
-        """Run a ``graph.runtime.Executor`` in the callback and report its latency.
-
-        The executor's channel count must equal the number of input and output ports."""
-        from rt_kernels._rt import ffi as rt_ffi, lib as rt_lib
-
-        if executor.channels != len(self.in_names) or executor.channels != len(self.out_names):
-            raise ValueError(f"JackBackend.set_executor: executor has {executor.channels} channels, the client "
-                             f"{len(self.in_names)} inputs and {len(self.out_names)} outputs")
-        self.set_process(rt_ffi.cast("void *", rt_ffi.addressof(rt_lib, "rt_executor_process")),
-                         executor.c_executor, keep_alive=executor, latency_frames=executor.latency_frames)
-
-    def set_passthrough(self) -> None:
-        """Inputs straight to outputs (min(inputs, outputs) channels), latency 0."""
-        self.set_process(ffi.addressof(lib, "rt_jack_passthrough"), self._passthrough_channels,
-                         keep_alive=self._passthrough_channels, latency_frames=0)
-
-    def clear_process(self) -> None:
-        """Silence on the outputs."""
-        self.set_process(None, None, latency_frames=0)
-
-    def collect(self) -> int:
-        """Release what the audio thread has stopped using; returns how many."""
-        with self._lock:
-            return self._collect_locked()
-
-    def _collect_locked(self) -> int:
-        n = 0
-        while self._host is not None:
-            token = lib.rt_jack_host_collect(self._host)
-            if token == 0:
-                return n
-            self._keep.pop(int(token), None)
-            n += 1
-        return n
-
-    def set_latency_frames(self, frames: int) -> None:
-        """The delay our process adds, reported on our ports (JACK latency API)."""
-        if isinstance(frames, bool) or not isinstance(frames, int) or not 0 <= frames <= 1 << 24:
-            raise ValueError(f"JackBackend.set_latency_frames: frames = {frames!r} is outside [0, 16777216]")
-        with self._lock:
-            self._require_host()
-            self._latency_frames = frames
-            lib.rt_jack_host_set_latency(self._host, frames)
-            if self._client is not None and self._active and not self.shut_down:
-                lib.rt_jack_recompute_latencies(_client_pointer(self._client))
+    def _latency_changed(self) -> None:
+        if self._client is not None and self._active and not self.shut_down:
+            lib.rt_jack_recompute_latencies(_client_pointer(self._client))
 
     # -- control-side JACK operations (JACK-Client) ------------------------
     @property
@@ -494,11 +548,7 @@ class JackBackend:
         """A lock-free snapshot: the audio thread is never blocked by this."""
         with self._lock:
             self._require_host()
-            s = ffi.new("rt_jack_stats *")
-            for _ in range(10):
-                if lib.rt_jack_host_read_stats(self._host, s) == 0:
-                    break
-                time.sleep(0.0005)
+            s = self._read_stats()
             shut = bool(s.shut_down)
             if self._client is None:
                 state = "closed"
@@ -539,25 +589,6 @@ class JackBackend:
             events.append("freewheel_on" if s.freewheel else "freewheel_off")
         self._seen = (s.buffer_size_changes, s.sample_rate_changes, s.shutdown, s.freewheel)
         return events
-
-    def reset_stats(self, timeout_s: float = 1.0) -> bool:
-        """Clear callbacks, frames, cost histogram, max and DSP load (xruns stay).
-
-        The audio thread clears them at its next cycle; this waits up to
-        ``timeout_s`` for that and returns whether it happened."""
-        with self._lock:
-            self._require_host()
-            lib.rt_jack_host_reset_stats(self._host)
-            deadline = time.monotonic() + timeout_s
-            while not lib.rt_jack_host_reset_done(self._host):
-                if time.monotonic() >= deadline or self._client is None or not self._active:
-                    return False
-                time.sleep(0.002)
-            return True
-
-    def _require_host(self) -> None:
-        if self._host is None:
-            raise JackBackendError("JackBackend: already destroyed")
 
     def __repr__(self) -> str:
         return f"JackBackend(name={self.name!r}, server={self.server!r}, ports={len(self.in_names)}x{len(self.out_names)})"
