@@ -5,7 +5,8 @@ LD_PRELOAD=librtcheck.so.  Runs a JackBackend for SECONDS while the control
 thread keeps publishing (parameter changes, process swaps, latency changes,
 status reads), then prints the checker's counts as one JSON line.
 
-MODE: clean (test gain-with-delay), bad (mallocs and locks in the callback),
+MODE: clean (test gain-with-delay), portaudio (the same on PortAudioBackend
+through PortAudio's JACK host API), bad (mallocs and locks in the callback),
 python (a cffi Python callback as the process function: takes the GIL).
 """
 
@@ -31,14 +32,22 @@ def counts() -> dict:
 
 def main(server: str, mode: str, seconds: float, lib_path: str) -> None:
     tffi, tlib = load_test_process_lib(lib_path)
-    backend = JackBackend("rtcheck", server=server, channels=2, lock_memory=False)
+    if mode == "portaudio":
+        import os
+
+        os.environ["JACK_DEFAULT_SERVER"] = server  # before PortAudio initialises
+        from engine.backends.portaudio import PortAudioBackend, terminate_portaudio
+
+        backend = PortAudioBackend("system", channels=2, sample_rate=48000, blocksize=256, lock_memory=False)
+    else:
+        backend = JackBackend("rtcheck", server=server, channels=2, lock_memory=False)
     publishes = 0
 
     def gain_delay(delay, gain):
         ctx = tffi.gc(tlib.tp_gain_delay_create(2, delay, gain), tlib.tp_gain_delay_destroy)
         return int(tffi.cast("uintptr_t", tlib.tp_gain_delay_process)), int(tffi.cast("uintptr_t", ctx)), ctx
 
-    if mode == "clean":
+    if mode in ("clean", "portaudio"):
         fn, ctx, keep = gain_delay(100, 1.0)
         backend.set_process(fn, ctx, keep_alive=keep, latency_frames=100)
     elif mode == "bad":
@@ -56,15 +65,18 @@ def main(server: str, mode: str, seconds: float, lib_path: str) -> None:
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 
-    backend.activate()
-    backend.autoconnect()
+    if mode == "portaudio":
+        backend.start()
+    else:
+        backend.activate()
+        backend.autoconnect()
     start = time.monotonic()
     before = counts()
     step = 0
     while time.monotonic() - start < seconds:
         time.sleep(0.01)
         step += 1
-        if mode == "clean":
+        if mode in ("clean", "portaudio"):
             tlib.tp_gain_delay_set_gain(keep, 0.5 + 0.5 * (step % 2))  # parameter change
             publishes += 1
             if step % 10 == 0:  # swap the process function (new state, new latency)
@@ -77,6 +89,8 @@ def main(server: str, mode: str, seconds: float, lib_path: str) -> None:
     after = counts()
     status = backend.status()
     backend.destroy()
+    if mode == "portaudio":
+        terminate_portaudio()
     result = {
         "inside": {k: after["inside"][k] - before["inside"][k] for k in NAMES},
         "outside": {k: after["outside"][k] - before["outside"][k] for k in NAMES},

@@ -102,6 +102,57 @@ def auto_host(status_json: str) -> dict:
     return report
 
 
+def portaudio(lib_path: str) -> dict:
+    """PortAudioBackend on Debian's PortAudio JACK host API against a private
+    server: a player feeds PortAudio:in_*, a recorder reads PortAudio:out_*."""
+    import os
+
+    import numpy as np
+
+    from tests.jack_clients import Player, Recorder
+    from tests.jack_fixtures import load_test_process_lib
+
+    tffi, tlib = load_test_process_lib(lib_path)
+    report: dict = {}
+    with PrivateJackServer(rate=48000, period=256) as server:
+        os.environ["JACK_DEFAULT_SERVER"] = server.name  # before PortAudio initialises
+        from engine.backends.portaudio import PortAudioBackend, list_portaudio_devices, terminate_portaudio
+
+        report["devices"] = list_portaudio_devices()
+        backend = PortAudioBackend(device="system", channels=2, sample_rate=48000, blocksize=256, lock_memory=False)
+        ctx = tffi.gc(tlib.tp_gain_delay_create(2, 0, 0.5), tlib.tp_gain_delay_destroy)
+        backend.set_process(int(tffi.cast("uintptr_t", tlib.tp_gain_delay_process)), int(tffi.cast("uintptr_t", ctx)),
+                            keep_alive=ctx)
+        backend.start()
+        player, recorder = Player(server.name, 2), Recorder(server.name, 2)
+        probe = jack.Client("probe", servername=server.name, no_start_server=True)
+        for c in range(2):
+            for p in probe.get_all_connections(f"PortAudio:in_{c}"):
+                probe.disconnect(p.name, f"PortAudio:in_{c}")
+            probe.connect(f"tplayer:out_{c + 1}", f"PortAudio:in_{c}")
+            probe.connect(f"PortAudio:out_{c}", f"trecorder:in_{c + 1}")
+        rng = np.random.default_rng(7)
+        signal = (0.25 * rng.standard_normal((2, 12000))).astype(np.float32)
+        signal[:, 0] = 1.0  # marks the start
+        recorder.record(signal.shape[1] + 4096, follow=player)
+        player.play(signal)
+        report["recorded"] = recorder.wait(20.0)
+        rec = recorder.buffer
+        delay = int(np.flatnonzero(rec[0])[0]) if rec[0].any() else -1
+        report["delay_frames"] = delay
+        aligned = rec[:, delay:delay + signal.shape[1]] if delay >= 0 else rec[:, :0]
+        report["exact"] = bool(aligned.shape == signal.shape and np.array_equal(aligned, np.float32(0.5) * signal))
+        report["gaps"] = player.gaps + recorder.gaps
+        status = backend.status()
+        report["status"] = status.as_dict()
+        probe.close()
+        player.close()
+        recorder.close()
+        backend.destroy()
+        terminate_portaudio()  # while its JACK server still runs
+    return report
+
+
 if __name__ == "__main__":
-    scenarios = {"kill": kill_and_reconnect, "hygiene": hygiene, "auto_host": auto_host}
+    scenarios = {"kill": kill_and_reconnect, "hygiene": hygiene, "auto_host": auto_host, "portaudio": portaudio}
     print(json.dumps(scenarios[sys.argv[1]](*sys.argv[2:])))

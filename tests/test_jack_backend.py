@@ -381,6 +381,17 @@ def test_audio_thread_makes_no_allocation_lock_or_gil_call(jack_server, rtcheck_
     assert counts["outside"] == {k: 0 for k in counts["outside"]}, counts
 
 
+def test_portaudio_callback_makes_no_allocation_lock_or_gil_call(jack_server, rtcheck_library,
+                                                                 test_process_lib_path):
+    """Our part of the PortAudio callback (de-interleave, process, interleave,
+    telemetry) is as clean as the JACK one.  PortAudio's own code around it on
+    the same thread is not ours to judge and is not asserted."""
+    pytest.importorskip("sounddevice", reason="python-sounddevice not installed")
+    counts = run_checked(rtcheck_library, test_process_lib_path, jack_server.name, "portaudio", 3.0)
+    assert counts["callbacks"] > 300 and counts["swaps"] > 10
+    assert counts["inside"] == {k: 0 for k in counts["inside"]}, counts
+
+
 def test_checker_catches_a_process_function_that_allocates_and_locks(jack_server, rtcheck_library,
                                                                      test_process_lib_path):
     counts = run_checked(rtcheck_library, test_process_lib_path, jack_server.name, "bad", 1.0)
@@ -470,3 +481,26 @@ def test_open_host_jack_requires_a_running_server_and_list_devices_shows_ports(j
         assert host.private_server is None
         names = [p["name"] for p in list_devices(jack_server.name)["jack"]]
         assert "lister:in_1" in names and "lister:out_1" in names and "system:playback_1" in names
+
+
+# -- PortAudio backend through Debian's PortAudio JACK host API ---------------------
+
+def test_portaudio_backend_through_the_jack_host_api(test_process_lib_path):
+    """In a child process with its own private server (PortAudio's JACK host
+    API binds to the server it finds at initialisation)."""
+    pytest.importorskip("sounddevice", reason="python-sounddevice not installed")
+    for attempt in range(2):
+        result = subprocess.run([sys.executable, "-m", "tests.jack_scenarios", "portaudio", str(test_process_lib_path)],
+                                cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+                                timeout=90)
+        assert result.returncode == 0, result.stderr[-1500:]
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        if report["exact"] or report["status"]["xruns"] == 0 and report["gaps"] == 0:
+            break
+    assert any(d["host_api"] == "JACK Audio Connection Kit" for d in report["devices"])
+    s = report["status"]
+    assert s["host_api"] == "JACK Audio Connection Kit" and s["state"] == "running"
+    assert s["sample_rate"] == JACK_RATE and s["period"] == JACK_PERIOD and s["callbacks"] > 0
+    assert report["recorded"] and report["delay_frames"] >= 0
+    # Bit-exact after the host API's own buffering delay, measured from the data.
+    assert report["exact"], report

@@ -31,8 +31,8 @@ BACKENDS = ("auto", "jack", "portaudio")
 class Host:
     """What open_host() yields: the running backend and, if we started one, the private server."""
 
-    kind: str                       # "jack"
-    backend: Any                    # JackBackend
+    kind: str                       # "jack" or "portaudio"
+    backend: Any                    # JackBackend or PortAudioBackend
     private_server: Any = None      # PrivateJackServer or None
     notes: list[str] = field(default_factory=list)
 
@@ -60,20 +60,29 @@ def jack_server_running(server: str | None = None) -> bool:
 def open_host(backend: str = "auto", *, jack_server: str | None = None, name: str = "auralis-rt",
               channels: int = 2, connect_in: list[str] | None = None, connect_out: list[str] | None = None,
               autoconnect: bool = True, rate: int = 48000, period: int = 256,
-              lock_memory: bool = True) -> Iterator[Host]:
+              lock_memory: bool = True, device: int | str | None = None) -> Iterator[Host]:
     """Open and activate a backend; close it (and stop a private server) on exit,
     also on Ctrl-C or an exception.
 
     backend "auto": the named/default JACK server if it runs, else a private
     jackd (dummy driver, unique name, ``rate``/``period``).  "jack": the server
-    must run.  "portaudio": not implemented yet (raises NotImplementedError).
+    must run.  "portaudio": a duplex PortAudio stream on ``device`` (index or
+    name; None: the default device) at ``rate`` with block size ``period``.
     connect_in / connect_out: port names wired pairwise to in_* / from out_*;
     if not given and ``autoconnect``, the physical ports are used.
     """
     if backend not in BACKENDS:
         raise ValueError(f"open_host: backend = {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "portaudio":
-        raise NotImplementedError("open_host: the PortAudio backend is not implemented yet; use --backend jack")
+        from engine.backends.portaudio import PortAudioBackend
+
+        pa = PortAudioBackend(device, channels=channels, sample_rate=rate, blocksize=period, lock_memory=lock_memory)
+        try:
+            pa.start()
+            yield Host("portaudio", pa)
+        finally:
+            pa.destroy()
+        return
     from engine.backends.jack import JackBackend, JackBackendError
     from engine.backends.jackd import PrivateJackServer
 
@@ -103,12 +112,12 @@ def final_telemetry(status) -> dict:
     return {"xruns": status.xruns, "dsp_load": status.dsp_load, "callback_us_p99": status.callback_us_p99,
             "callback_us_max": status.callback_us_max, "latency_frames": status.latency_frames,
             "sample_rate": status.sample_rate, "period": status.period, "callbacks": status.callbacks,
-            "shutdown": status.shutdown, "shutdown_reason": status.shutdown_reason}
+            "shutdown": getattr(status, "shutdown", False), "shutdown_reason": getattr(status, "shutdown_reason", "")}
 
 
 def status_line(status, meters: str = "") -> str:
     """One line for live monitoring."""
-    state = status.state if not status.shutdown else f"server gone: {status.shutdown_reason}"
+    state = status.state if not getattr(status, "shutdown", False) else f"server gone: {status.shutdown_reason}"
     return (f"[{state}] {status.sample_rate} Hz x {status.period}  dsp {100 * status.dsp_load:5.1f} %  "
             f"cb p50 {status.callback_us_p50:6.1f} us  p99 {status.callback_us_p99:6.1f} us  "
             f"max {status.callback_us_max:7.1f} us  xruns {status.xruns}  lat {status.latency_frames}"
@@ -135,7 +144,7 @@ def run_host(host: Host, *, duration_s: float | None = None, status_json: str | 
             status = backend.status()
             if on_tick is not None:
                 on_tick(status)
-            if status.shutdown or (should_stop is not None and should_stop()):
+            if getattr(status, "shutdown", False) or (should_stop is not None and should_stop()):
                 break
     except KeyboardInterrupt:
         pass
@@ -163,15 +172,12 @@ def list_devices(jack_server: str | None = None) -> dict[str, list[dict]]:
                                        "physical": port.is_physical})
         finally:
             client.close()
+    from engine.backends.portaudio import PortAudioError, list_portaudio_devices
+
     try:
-        import sounddevice
-    except (ImportError, OSError):
-        return result
-    for index, dev in enumerate(sounddevice.query_devices()):
-        host_api = sounddevice.query_hostapis(dev["hostapi"])["name"]
-        result["portaudio"].append({"index": index, "name": dev["name"], "host_api": host_api,
-                                    "inputs": dev["max_input_channels"], "outputs": dev["max_output_channels"],
-                                    "default_sample_rate": dev["default_samplerate"]})
+        result["portaudio"] = list_portaudio_devices()
+    except PortAudioError:
+        pass
     return result
 
 
