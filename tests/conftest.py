@@ -24,3 +24,9 @@ def subnormal_count(values: np.ndarray) -> int:
 
 def noise(rng, channels: int, frames: int, level: float = 0.25) -> np.ndarray:
     return (level * rng.standard_normal((channels, frames))).astype(np.float32)
+
+
+# JACK fixtures (real jackd, dummy driver): jack_server, fresh_jack_server,
+# test_process_lib(_path), rtcheck_library.
+from tests.jack_fixtures import (  # noqa: E402,F401
+    fresh_jack_server, jack_server, rtcheck_library, test_process_lib, test_process_lib_path)
