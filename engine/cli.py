@@ -71,7 +71,10 @@ def _user_errors():
     from engine.audio_io import AudioInputError, AudioOutputError
     from presets import PresetError
 
-    return {AudioInputError: EXIT_INPUT, PresetError: EXIT_USAGE, AudioOutputError: EXIT_USAGE}
+    errors = {AudioInputError: EXIT_INPUT, PresetError: EXIT_USAGE, AudioOutputError: EXIT_USAGE}
+    for kind in _live_errors():
+        errors[kind] = 1
+    return errors
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -110,6 +113,112 @@ def _cmd_master(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _port_list(text: str) -> list[str]:
+    ports = [p.strip() for p in text.split(",") if p.strip()]
+    if not ports:
+        raise argparse.ArgumentTypeError("expected PORT[,PORT...]")
+    return ports
+
+
+def _positive_int(lo: int, hi: int, unit: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside [{lo}, {hi}] {unit}".rstrip())
+        return value
+    return parse
+
+
+def _live_errors():
+    from engine.backends.jack import JackBackendError
+    from engine.backends.jackd import JackdError
+    from engine.backends.portaudio import PortAudioError
+
+    return (JackBackendError, JackdError, PortAudioError)
+
+
+def _cmd_host(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from engine.backends import open_host, run_host, status_line
+    from engine.live import live_executor, meter_text
+
+    device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
+    with contextlib.ExitStack() as stack:
+        host = stack.enter_context(open_host(
+            args.backend, jack_server=args.jack_server, name=args.name, channels=args.channels,
+            connect_in=args.connect_in, connect_out=args.connect_out, rate=args.rate, period=args.period,
+            device=device))
+        for note in host.notes:
+            print(note, flush=True)
+        status = host.backend.status()
+        executor, notes = live_executor(args.preset, args.channels, float(status.sample_rate))
+        host.backend.set_executor(executor)
+
+        def tick(st):
+            if not args.quiet:
+                print(status_line(st, meter_text(executor)), flush=True)
+
+        try:  # from here on Ctrl-C is the normal way to stop
+            for note in notes:
+                print(note, flush=True)
+            print(f"auralis-rt host: {host.kind}, server {host.server_name!r}, {status.sample_rate} Hz x "
+                  f"{status.period}, preset {args.preset}, latency {executor.latency_frames} frames"
+                  + ("" if args.no_repl else " (the REPL is not there yet: status once per second, Ctrl-C stops)"),
+                  flush=True)
+            final = run_host(host, duration_s=args.duration, status_json=args.status_json, on_tick=tick)
+        except KeyboardInterrupt:
+            final = run_host(host, duration_s=0.0, status_json=args.status_json)  # final telemetry only
+        if getattr(final, "shutdown", False):
+            print(f"auralis-rt host: the audio server went away ({final.shutdown_reason or 'no reason given'})",
+                  file=sys.stderr)
+            return 1
+    return EXIT_OK
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.backends import list_devices
+
+    found = list_devices(args.jack_server)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return EXIT_OK
+    if found["jack"]:
+        print("JACK ports:")
+        for port in found["jack"]:
+            kind = ("physical " if port["physical"] else "") + ("audio" if port["audio"] else "midi")
+            print(f"  {port['name']:40s} {port['direction']:6s} {kind}")
+    else:
+        print("JACK: no server running" + (f" named {args.jack_server!r}" if args.jack_server else ""))
+    if found["portaudio"]:
+        print("PortAudio devices:")
+        for d in found["portaudio"]:
+            print(f"  [{d['index']}] {d['name']} ({d['host_api']}): {d['inputs']} in, {d['outputs']} out, "
+                  f"{d['default_sample_rate']:g} Hz")
+    else:
+        print("PortAudio: no devices")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from engine.backends import run_demo
+    from engine.live import live_executor, meter_text
+
+    print(f"auralis-rt demo: synthesized music through preset {args.preset!r} on a private JACK server "
+          f"(dummy driver) for {args.seconds:g} s; meters once per second", flush=True)
+    final = run_demo(seconds=args.seconds, channels=2,
+                     executor_factory=lambda channels, rate: live_executor(args.preset, channels, rate)[0],
+                     meters_fn=meter_text, print_fn=lambda line: print(line, flush=True))
+    print(f"done: {final.callbacks} callbacks, {final.xruns} xruns, DSP load {100 * final.dsp_load:.2f} %, "
+          f"callback p99 {final.callback_us_p99:.1f} us", flush=True)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auralis-rt",
@@ -140,6 +249,38 @@ def build_parser() -> argparse.ArgumentParser:
                         help="PCM_16 is TPDF-dithered (default: PCM_24)")
     master.add_argument("--json", action="store_true", help="print the report as JSON")
     master.set_defaults(func=_cmd_master)
+
+    host = sub.add_parser("host", help="live monitoring: inputs -> chain -> outputs on JACK or PortAudio",
+                          description="Run the chain of a preset live. --backend auto uses a running JACK server "
+                                      "or starts a private one (dummy driver) and stops it on exit.")
+    host.add_argument("--backend", choices=("auto", "jack", "portaudio"), default="auto")
+    host.add_argument("--jack-server", metavar="NAME", help="JACK server name (default: $JACK_DEFAULT_SERVER or default)")
+    host.add_argument("--name", default="auralis-rt", help="JACK client name (ports in_1..N, out_1..N)")
+    host.add_argument("--channels", type=_positive_int(1, 64, "channels"), default=2)
+    host.add_argument("--preset", default="adaptive", help="shipped preset name or a JSON file (default: adaptive)")
+    host.add_argument("--connect-in", type=_port_list, metavar="PORT,...", help="ports wired to in_1, in_2, ...")
+    host.add_argument("--connect-out", type=_port_list, metavar="PORT,...", help="ports out_1, out_2, ... feed")
+    host.add_argument("--rate", type=_positive_int(8000, 384000, "Hz"), default=48000,
+                      help="sample rate of a private server or a PortAudio stream (default 48000)")
+    host.add_argument("--period", type=_positive_int(16, 8192, "frames"), default=256,
+                      help="period of a private server / PortAudio block size (default 256)")
+    host.add_argument("--device", help="PortAudio device (index or name)")
+    host.add_argument("--no-repl", action="store_true", help="no interactive prompt; run for --duration")
+    host.add_argument("--duration", type=_in_range(0.0, 1e9, "s"), help="stop after S seconds (default: Ctrl-C)")
+    host.add_argument("--status-json", metavar="PATH", help="write the final telemetry here")
+    host.add_argument("--quiet", action="store_true", help="no status line per second")
+    host.set_defaults(func=_cmd_host)
+
+    devices = sub.add_parser("devices", help="list JACK ports and PortAudio devices")
+    devices.add_argument("--jack-server", metavar="NAME")
+    devices.add_argument("--json", action="store_true")
+    devices.set_defaults(func=_cmd_devices)
+
+    demo = sub.add_parser("demo", help="the main job on the embedded default: a private JACK server, demo audio "
+                                       "through the default preset, live meters")
+    demo.add_argument("--seconds", type=_in_range(1.0, 3600.0, "s"), default=5.0)
+    demo.add_argument("--preset", default="adaptive")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

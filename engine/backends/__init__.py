@@ -182,12 +182,14 @@ def list_devices(jack_server: str | None = None) -> dict[str, list[dict]]:
 
 
 def run_demo(*, seconds: float = 5.0, executor_factory: Callable[[int, float], Any] | None = None,
-             channels: int = 2, print_fn: Callable[[str], None] = print) -> Any:
+             channels: int = 2, print_fn: Callable[[str], None] = print,
+             meters_fn: Callable[[Any], str] | None = None) -> Any:
     """`auralis-rt demo`: a private jackd, the engine, a synthesized source
     client playing into in_* and meters printed once per second.
 
-    executor_factory(channels, sample_rate) builds the chain (the integrator
-    passes the default preset's); None runs a pass-through.  Returns the final status."""
+    executor_factory(channels, sample_rate) builds the chain; None runs a
+    pass-through.  meters_fn(executor) gives the meter text for each line (default:
+    the output peak from the executor's telemetry).  Returns the final status."""
     import jack
     import numpy as np
 
@@ -210,7 +212,9 @@ def run_demo(*, seconds: float = 5.0, executor_factory: Callable[[int, float], A
 
             def tick(status):
                 meters = ""
-                if executor is not None:
+                if executor is not None and meters_fn is not None:
+                    meters = meters_fn(executor)
+                elif executor is not None:
                     t = executor.telemetry()
                     peak = 20 * np.log10(max(t.peak_hold, 1e-9))
                     meters = f"out peak {peak:6.1f} dBFS"
