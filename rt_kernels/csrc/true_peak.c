@@ -31,6 +31,7 @@ struct rt_true_peak {
     float *pk;          /* scratch, 2 * TP_ROW: per-frame peak and refined estimate */
     double *max;        /* per channel */
     float *last;        /* per channel: the last two |interpolated values| (for refinement) */
+    double skip_bound;  /* >= any computed |interpolated value| / max |input| over its window */
     tp_chunk_fn chunk;  /* the vector kernel for this machine */
 };
 
@@ -111,6 +112,19 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
         rt_true_peak_destroy(st);
         return NULL;
     }
+    /* Bound for skipping in rt_true_peak_process: an interpolated value is a float32 dot
+     * product of T taps of one phase with T input samples, so its computed magnitude is
+     * at most (1 + gamma_T) * sum_k |c_k| * max|x| with gamma_T = T u / (1 - T u),
+     * u = 2^-24 (Higham, Accuracy and Stability, 3.1; with or without FMA).  Phase 0 is
+     * the input itself (sum 1).  The margin 2 (T + 4) u covers gamma_T and the double
+     * rounding of the bound and of its product with max|x|. */
+    double l1 = 1.0;
+    for (uint32_t p = 0; p < factor; p++) {
+        double sum = 0.0;
+        for (uint32_t k = 0; k < st->taps; k++) sum += fabs((double)st->coef[k * factor + p]);
+        if (sum > l1) l1 = sum;
+    }
+    st->skip_bound = l1 * (1.0 + 2.0 * (double)(st->taps + 4) * 0x1p-24);
     st->chunk = pick_chunk();
     return st;
 }
@@ -301,9 +315,15 @@ TP_INLINE TP_VF tp_max(TP_VF a, TP_VF b) { return tp_sel(a > b, a, b); }
  * |y_p[i]| goes to rows[p * TP_ROW + 1 + i]. */
 #define TP_FIR(NAME, L, NV)                                                             \
     TP_INLINE void NAME(const float *restrict coef, const float *restrict x, uint32_t T, \
-                            uint32_t nr, float *restrict rows)                          \
+                            uint32_t nr, float *restrict rows, const unsigned char *skip) \
     {                                                                                   \
         for (uint32_t i0 = 0; i0 < nr; i0 += TP_W * (NV)) {                                \
+            if (skip && skip[i0 / (TP_W * (NV))]) {                                     \
+                for (uint32_t p = 0; p < (L); p++)                                      \
+                    for (uint32_t v = 0; v < (NV); v++)                                 \
+                        tp_store(rows + (size_t)p * TP_ROW + 1 + i0 + TP_W * v, tp_splat(0.0f)); \
+                continue;                                                               \
+            }                                                                           \
             TP_VF acc[(L) - 1][NV];                                                    \
             for (uint32_t p = 0; p + 1 < (L); p++)                                      \
                 for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);         \
@@ -372,10 +392,33 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     memcpy(lin + T - 1, x, sizeof(float) * n);
     memset(lin + T - 1 + n, 0, sizeof(float) * (nr - n));
     memcpy(hist, lin + n, sizeof(float) * (T - 1));
+    /* Maximum only (process): a FIR block whose every interpolated value is provably
+     * below the running maximum is not computed (its rows read 0).  The block holding the
+     * chunk's last frame always runs, so `last` stays exact.  See the header. */
+    unsigned char skipv[(TP_CHUNK + TP_PAD) / TP_W + 1];
+    const unsigned char *skip = NULL;
+    if (!e && st->max[ch] > 0.0) {
+        const double m = st->max[ch], bound = st->skip_bound;
+        const uint32_t win = tb + T - 1; /* lin[b * tb .. b * tb + win) feeds block b */
+        int any = 0;
+        for (uint32_t b = 0; b * tb < n; b++) {
+            skipv[b] = 0;
+            if ((b + 1) * tb >= n) break; /* the last frame's block */
+            const float *w = lin + (size_t)b * tb;
+            TP_VF mv = tp_splat(0.0f);
+            uint32_t j = 0;
+            for (; j + TP_W <= win; j += TP_W) mv = tp_max(tp_abs(tp_load(w + j)), mv);
+            if (j < win) mv = tp_max(tp_abs(tp_load(w + win - TP_W)), mv);
+            float wm = 0.0f;
+            for (uint32_t q = 0; q < TP_W; q++) wm = mv[q] > wm ? mv[q] : wm;
+            if ((double)wm * bound < m) skipv[b] = 1, any = 1;
+        }
+        if (any) skip = skipv;
+    }
     switch (L) {
-    case 2: fir_2(st->coef, lin + T - 1, T, nr, rows); break;
-    case 4: fir_4(st->coef, lin + T - 1, T, nr, rows); break;
-    default: fir_8(st->coef, lin + T - 1, T, nr, rows); break;
+    case 2: fir_2(st->coef, lin + T - 1, T, nr, rows, skip); break;
+    case 4: fir_4(st->coef, lin + T - 1, T, nr, rows, skip); break;
+    default: fir_8(st->coef, lin + T - 1, T, nr, rows, skip); break;
     }
     rows[(size_t)(L - 2) * TP_ROW] = st->last[2 * ch];
     rows[(size_t)(L - 1) * TP_ROW] = st->last[2 * ch + 1];
