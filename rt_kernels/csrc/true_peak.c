@@ -318,12 +318,7 @@ TP_INLINE TP_VF tp_max(TP_VF a, TP_VF b) { return tp_sel(a > b, a, b); }
                             uint32_t nr, float *restrict rows, const unsigned char *skip) \
     {                                                                                   \
         for (uint32_t i0 = 0; i0 < nr; i0 += TP_W * (NV)) {                                \
-            if (skip && skip[i0 / (TP_W * (NV))]) {                                     \
-                for (uint32_t p = 0; p < (L); p++)                                      \
-                    for (uint32_t v = 0; v < (NV); v++)                                 \
-                        tp_store(rows + (size_t)p * TP_ROW + 1 + i0 + TP_W * v, tp_splat(0.0f)); \
-                continue;                                                               \
-            }                                                                           \
+            if (skip && skip[i0 / (TP_W * (NV))]) continue; /* rows left stale */       \
             TP_VF acc[(L) - 1][NV];                                                    \
             for (uint32_t p = 0; p + 1 < (L); p++)                                      \
                 for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);         \
@@ -393,8 +388,9 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     memset(lin + T - 1 + n, 0, sizeof(float) * (nr - n));
     memcpy(hist, lin + n, sizeof(float) * (T - 1));
     /* Maximum only (process): a FIR block whose every interpolated value is provably
-     * below the running maximum is not computed (its rows read 0).  The block holding the
-     * chunk's last frame always runs, so `last` stays exact.  See the header. */
+     * below the running maximum is not computed (its rows are left stale and not read).
+     * The block holding the chunk's last frame always runs, so `last` stays exact.  See
+     * the header. */
     unsigned char skipv[(TP_CHUNK + TP_PAD) / TP_W + 1];
     const unsigned char *skip = NULL;
     if (!e && st->max[ch] > 0.0) {
@@ -419,6 +415,27 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     case 2: fir_2(st->coef, lin + T - 1, T, nr, rows, skip); break;
     case 4: fir_4(st->coef, lin + T - 1, T, nr, rows, skip); break;
     default: fir_8(st->coef, lin + T - 1, T, nr, rows, skip); break;
+    }
+    if (!e) {
+        /* Maximum only: straight from the rows of the blocks computed (exact in any order;
+         * NaN never wins a comparison, as in tp_reduce). */
+        TP_VF mv = tp_splat(0.0f);
+        float m = 0.0f;
+        for (uint32_t i0 = 0; i0 < n; i0 += tb) {
+            if (skip && skip[i0 / tb]) continue;
+            const uint32_t end = n - i0 < tb ? n : i0 + tb;
+            for (uint32_t p = 0; p < L; p++) {
+                const float *r = rows + (size_t)p * TP_ROW + 1;
+                uint32_t i = i0;
+                for (; i + TP_W <= end; i += TP_W) mv = tp_max(tp_load(r + i), mv);
+                for (; i < end; i++) m = r[i] > m ? r[i] : m;
+            }
+        }
+        for (uint32_t j = 0; j < TP_W; j++) m = mv[j] > m ? mv[j] : m;
+        st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
+        st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+        if (m > st->max[ch]) st->max[ch] = m;
+        return;
     }
     rows[(size_t)(L - 2) * TP_ROW] = st->last[2 * ch];
     rows[(size_t)(L - 1) * TP_ROW] = st->last[2 * ch + 1];
