@@ -344,6 +344,7 @@ uint32_t rt_loudness_tick_frames(const rt_loudness *st, uint32_t j)
 /* K-weights n samples of one channel, adding the squares to *acc and the peak to *peak.
  * The terms are ordered so that the previous output's term comes last: the recursion's
  * critical path is then one multiply and one add per sample (not three operations). */
+RT_HOT_CLONES
 static void weigh(const double *restrict kw, double *restrict s, const float *restrict x, uint32_t n,
                   double *acc)
 {
@@ -377,6 +378,7 @@ static void weigh(const double *restrict kw, double *restrict s, const float *re
  * operations; the two recursions run side by side. */
 typedef double v2d __attribute__((vector_size(16)));
 
+RT_HOT_CLONES
 static void weigh_pair(const double *restrict kw, double *restrict sa, double *restrict sb,
                        const float *restrict xa, const float *restrict xb, uint32_t n,
                        double *acc_a, double *acc_b)

@@ -31,6 +31,8 @@ struct rt_true_peak {
     float *pk;          /* scratch, 2 * TP_ROW: per-frame peak and refined estimate */
     double *max;        /* per channel */
     float *last;        /* per channel: the last two |interpolated values| (for refinement) */
+    float *prev;        /* per channel: the input sample just before its hist */
+    unsigned char *stale; /* per channel: `last` not computed (process skipped it) */
     double skip_bound;  /* >= any computed |interpolated value| / max |input| over its window */
     tp_chunk_fn chunk;  /* the vector kernel for this machine */
 };
@@ -104,7 +106,10 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
     st->pk = calloc((size_t)2 * TP_ROW, sizeof(float));
     st->max = calloc(channels, sizeof(double));
     st->last = calloc((size_t)channels * 2, sizeof(float));
-    if (!st->coef || !st->hist || !st->lin || !st->rows || !st->pk || !st->max || !st->last) {
+    st->prev = calloc(channels, sizeof(float));
+    st->stale = calloc(channels, 1);
+    if (!st->coef || !st->hist || !st->lin || !st->rows || !st->pk || !st->max || !st->last || !st->prev
+        || !st->stale) {
         rt_true_peak_destroy(st);
         return NULL;
     }
@@ -150,6 +155,8 @@ void rt_true_peak_destroy(rt_true_peak *st)
     free(st->pk);
     free(st->max);
     free(st->last);
+    free(st->prev);
+    free(st->stale);
     free(st);
 }
 
@@ -158,6 +165,8 @@ void rt_true_peak_reset(rt_true_peak *st)
     memset(st->hist, 0, sizeof(float) * st->channels * st->taps);
     memset(st->max, 0, sizeof(double) * st->channels);
     memset(st->last, 0, sizeof(float) * st->channels * 2);
+    memset(st->prev, 0, sizeof(float) * st->channels);
+    memset(st->stale, 0, st->channels);
 }
 
 uint32_t rt_true_peak_latency(const rt_true_peak *st) { return st->latency; }
@@ -383,14 +392,30 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
     const uint32_t tb = TP_W * (L == 2 ? TP_NV2 : L == 4 ? TP_NV4 : TP_NV8); /* <= TP_PAD + TP_CHUNK after rounding */
     const uint32_t nr = (n + tb - 1) / tb * tb;
+    if (refined && st->stale[ch]) {
+        /* process() skipped the previous chunk's last block: compute that frame's values
+         * now, by the same FIR (same arithmetic in any lane), from prev and hist. */
+        lin[0] = st->prev[ch];
+        memcpy(lin + 1, hist, sizeof(float) * (T - 1));
+        memset(lin + T, 0, sizeof(float) * (tb - 1));
+        switch (L) {
+        case 2: fir_2(st->coef, lin + T - 1, T, tb, rows, NULL); break;
+        case 4: fir_4(st->coef, lin + T - 1, T, tb, rows, NULL); break;
+        default: fir_8(st->coef, lin + T - 1, T, tb, rows, NULL); break;
+        }
+        st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + 1];
+        st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + 1];
+        st->stale[ch] = 0;
+    }
     memcpy(lin, hist, sizeof(float) * (T - 1));
     memcpy(lin + T - 1, x, sizeof(float) * n);
     memset(lin + T - 1 + n, 0, sizeof(float) * (nr - n));
     memcpy(hist, lin + n, sizeof(float) * (T - 1));
+    st->prev[ch] = lin[n - 1];
     /* Maximum only (process): a FIR block whose every interpolated value is provably
      * below the running maximum is not computed (its rows are left stale and not read).
-     * The block holding the chunk's last frame always runs, so `last` stays exact.  See
-     * the header. */
+     * When the block holding the chunk's last frame is skipped, `last` is marked stale and
+     * computed when a refined envelope needs it.  See the header. */
     unsigned char skipv[(TP_CHUNK + TP_PAD) / TP_W + 1];
     const unsigned char *skip = NULL;
     if (!e && st->max[ch] > 0.0) {
@@ -399,7 +424,6 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
         int any = 0;
         for (uint32_t b = 0; b * tb < n; b++) {
             skipv[b] = 0;
-            if ((b + 1) * tb >= n) break; /* the last frame's block */
             const float *w = lin + (size_t)b * tb;
             TP_VF mv = tp_splat(0.0f);
             uint32_t j = 0;
@@ -432,8 +456,11 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
             }
         }
         for (uint32_t j = 0; j < TP_W; j++) m = mv[j] > m ? mv[j] : m;
-        st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
-        st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+        st->stale[ch] = skip && skip[(n - 1) / tb];
+        if (!st->stale[ch]) {
+            st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
+            st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+        }
         if (m > st->max[ch]) st->max[ch] = m;
         return;
     }
@@ -443,6 +470,7 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     tp_reduce(rows, L, (n + TP_W - 1) / TP_W * TP_W, refined, cap, peak, est);
     st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
     st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+    st->stale[ch] = 0;
     /* running max (exact in any order): W lanes at a time, then the last partial group */
     TP_VF mv = tp_splat(0.0f);
     uint32_t i = 0;
