@@ -297,6 +297,7 @@ void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * 
 #define tp_store TP_N(tp_store)
 #define tp_sel TP_N(tp_sel)
 #define tp_max TP_N(tp_max)
+#define tp_any TP_N(tp_any)
 #define fir_2 TP_N(fir_2)
 #define fir_4 TP_N(fir_4)
 #define fir_8 TP_N(fir_8)
@@ -313,6 +314,14 @@ TP_INLINE void tp_store(float *p, TP_VF v) { *(TP_VFU *)p = v; }
 /* m ? a : b, lane by lane (m: all ones or all zeros per lane) */
 TP_INLINE TP_VF tp_sel(TP_VI m, TP_VF a, TP_VF b) { return (TP_VF)(((TP_VI)a & m) | ((TP_VI)b & ~m)); }
 TP_INLINE TP_VF tp_max(TP_VF a, TP_VF b) { return tp_sel(a > b, a, b); }
+/* Any lane nonzero. */
+TP_INLINE int tp_any(TP_VI m)
+{
+    union { TP_VI v; uint64_t q[TP_W / 2]; } u = {m};
+    uint64_t r = 0;
+    for (uint32_t i = 0; i < TP_W / 2; i++) r |= u.q[i];
+    return r != 0;
+}
 
 /* The FIR, with time in the vector dimension: for NV * W consecutive frames at once,
  * y_p[i] = sum_k coef[k * L + p] * x[i - k] for the phases p = 1..L-1, one accumulator
@@ -419,19 +428,33 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     unsigned char skipv[(TP_CHUNK + TP_PAD) / TP_W + 1];
     const unsigned char *skip = NULL;
     if (!e && st->max[ch] > 0.0) {
-        const double m = st->max[ch], bound = st->skip_bound;
+        /* A sample is "hot" unless |x| < thr, thr the largest float <= max / bound; a block
+         * whose window holds no hot sample has every |y| <= bound * max|x| < max.  The test
+         * is on the bits of |x| (same order as the values; NaN counts as hot). */
+        const double thr = st->max[ch] / st->skip_bound;
+        float thrf = (float)thr;
+        if ((double)thrf > thr) thrf = nextafterf(thrf, 0.0f);
+        const int32_t thr_bits = thrf > 0.0f ? (int32_t)(union { float f; int32_t i; }){thrf}.i : 0;
+        const TP_VI tb_v = (TP_VI){0} + thr_bits;
         const uint32_t win = tb + T - 1; /* lin[b * tb .. b * tb + win) feeds block b */
+        /* the whole chunk first: lin[0 .. n + T - 1) */
+        const uint32_t all = n + T - 1;
+        TP_VI hot = (TP_VI){0};
+        uint32_t j = 0;
+        for (; j + TP_W <= all; j += TP_W) hot |= ((TP_VI)tp_load(lin + j) & 0x7fffffff) >= tb_v;
+        if (j < all) hot |= ((TP_VI)tp_load(lin + all - TP_W) & 0x7fffffff) >= tb_v;
+        if (!tp_any(hot)) {
+            st->stale[ch] = 1; /* nothing computed: the maximum stands */
+            return;
+        }
         int any = 0;
         for (uint32_t b = 0; b * tb < n; b++) {
-            skipv[b] = 0;
             const float *w = lin + (size_t)b * tb;
-            TP_VF mv = tp_splat(0.0f);
-            uint32_t j = 0;
-            for (; j + TP_W <= win; j += TP_W) mv = tp_max(tp_abs(tp_load(w + j)), mv);
-            if (j < win) mv = tp_max(tp_abs(tp_load(w + win - TP_W)), mv);
-            float wm = 0.0f;
-            for (uint32_t q = 0; q < TP_W; q++) wm = mv[q] > wm ? mv[q] : wm;
-            if ((double)wm * bound < m) skipv[b] = 1, any = 1;
+            hot = (TP_VI){0};
+            for (j = 0; j + TP_W <= win; j += TP_W) hot |= ((TP_VI)tp_load(w + j) & 0x7fffffff) >= tb_v;
+            if (j < win) hot |= ((TP_VI)tp_load(w + win - TP_W) & 0x7fffffff) >= tb_v;
+            skipv[b] = !tp_any(hot);
+            any |= skipv[b];
         }
         if (any) skip = skipv;
     }
@@ -495,6 +518,7 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
 #undef tp_store
 #undef tp_sel
 #undef tp_max
+#undef tp_any
 #undef fir_2
 #undef fir_4
 #undef fir_8
