@@ -529,13 +529,18 @@ uint32_t rt_loudness_process(rt_loudness *st, const float *const *in, uint32_t f
             uint32_t a = order[k];
             weigh(st->kw, st->state + (size_t)a * KW_STATE, in[a] + done, n, &st->acc[a]);
         }
-        /* Peaks on the same segment while it is still in cache. */
+        /* Peaks on the same segment while it is still in cache (the true-peak maximum does
+         * not depend on how its input is split). */
         for (uint32_t ch = 0; ch < st->channels; ch++) peak_of(in[ch] + done, n, &st->peak[ch]);
+        if (st->true_peak) {
+            const float *seg[RT_LOUDNESS_MAX_CHANNELS];
+            for (uint32_t ch = 0; ch < st->channels; ch++) seg[ch] = in[ch] + done;
+            rt_true_peak_process(st->true_peak, seg, n);
+        }
         done += n;
         st->tick_left -= n;
         if (st->tick_left == 0) end_of_tick(st);
     }
-    if (st->true_peak) rt_true_peak_process(st->true_peak, in, frames);
     st->frames += frames;
     publish(st);
     return frames;
