@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors in static helpers only */
+#endif
+
 /* ---- K-weighting (BS.1770-4 Annex 1), as analog prototypes ------------------------
  * Stage 1, a high shelf: H(s) = (Vh s^2 + Vb (w0/Q) s + w0^2) / (s^2 + (w0/Q) s + w0^2),
  * unity at DC, Vh = 10^(G/20) at high frequencies, Vb = Vh^VB_EXP in the transition.
@@ -94,8 +98,9 @@ struct rt_loudness {
     uint64_t frames;
     uint64_t nonfinite_ticks;
 
-    /* tick energies (weighted sums of squares) of the last 3 s, oldest at ring_pos */
-    double ring[RING_TICKS];
+    /* tick energies (weighted sums of squares) of the last 3 s, oldest at ring_pos; every
+     * entry is written twice (at i and i + RING_TICKS), so the window is contiguous */
+    double ring[2 * RING_TICKS];
     uint32_t ring_pos;
 
     /* mean-square energies (sum over channels of G * mean square) */
@@ -444,6 +449,31 @@ static void peak_of(const float *restrict x, uint32_t n, float *peak)
 
 /* ---- per-tick and per-hop work ----------------------------------------------------- */
 
+/* Sum of n (a multiple of 4) tick energies: eight partial sums (w[k] goes to k mod 8,
+ * a last group of four to the first four), combined in a fixed order; the result depends
+ * only on the values and their order in time, not on where the ring starts. */
+typedef double v4d __attribute__((vector_size(32)));
+static double window_sum(const double *w, uint32_t n)
+{
+    v4d s0 = {0.0, 0.0, 0.0, 0.0}, s1 = s0;
+    uint32_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        v4d a, b;
+        memcpy(&a, w + k, sizeof a);
+        memcpy(&b, w + k + 4, sizeof b);
+        s0 += a;
+        s1 += b;
+    }
+    if (k < n) {
+        v4d a;
+        memcpy(&a, w + k, sizeof a);
+        s0 += a;
+    }
+    v4d s = s0 + s1;
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+_Static_assert((RING_TICKS - MOMENTARY_TICKS) % 4 == 0 && MOMENTARY_TICKS % 4 == 0, "window_sum takes multiples of 4");
+
 static void end_of_hop(rt_loudness *st)
 {
     uint64_t hops = st->ticks / TICKS_PER_HOP;
@@ -486,19 +516,13 @@ static void end_of_tick(rt_loudness *st)
     }
 
     st->ring[st->ring_pos] = tick_energy;
+    st->ring[st->ring_pos + RING_TICKS] = tick_energy;
     st->ring_pos = st->ring_pos + 1 == RING_TICKS ? 0 : st->ring_pos + 1;
-    /* Re-summed from the ring every tick, oldest first (no running-sum drift); the last
+    /* Re-summed from the ring every tick (no running-sum drift), in time order; the last
      * 400 ms on their own, so momentary never comes from a difference of large sums. */
-    double older = 0.0, recent = 0.0;
-    uint32_t i = st->ring_pos;
-    for (uint32_t k = 0; k < RING_TICKS - MOMENTARY_TICKS; k++) {
-        older += st->ring[i];
-        i = i + 1 == RING_TICKS ? 0 : i + 1;
-    }
-    for (uint32_t k = 0; k < MOMENTARY_TICKS; k++) {
-        recent += st->ring[i];
-        i = i + 1 == RING_TICKS ? 0 : i + 1;
-    }
+    const double *w = st->ring + st->ring_pos; /* the window, oldest first */
+    double older = window_sum(w, RING_TICKS - MOMENTARY_TICKS);
+    double recent = window_sum(w + RING_TICKS - MOMENTARY_TICKS, MOMENTARY_TICKS);
     st->momentary = recent / (double)(MOMENTARY_HOPS * st->hop);
     st->short_term = (older + recent) / (double)(SHORT_TERM_HOPS * st->hop);
     if (st->momentary > st->max_momentary) st->max_momentary = st->momentary;
