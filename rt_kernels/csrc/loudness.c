@@ -414,27 +414,35 @@ static void weigh_pair(const double *restrict kw, double *restrict sa, double *r
     *acc_b = sum[1];
 }
 
-/* Largest finite |x[i]| folded into *peak.  The first pass keeps four running maxima
- * (four independent chains instead of one compare-latency chain; NaN never wins a
- * comparison); only when it meets an infinity does the careful loop run. */
+/* Largest finite |x[i]| folded into *peak.  The first pass keeps eight running maxima
+ * per vector, two vectors (independent chains; NaN never wins a comparison); only when it
+ * meets an infinity does the careful loop run. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+RT_HOT_CLONES
 static void peak_of(const float *restrict x, uint32_t n, float *peak)
 {
-    float m0 = *peak, m1 = m0, m2 = m0, m3 = m0;
+    v8f m0 = *peak - (v8f){0}, m1 = m0;
     uint32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        float a0 = fabsf(x[i]), a1 = fabsf(x[i + 1]), a2 = fabsf(x[i + 2]), a3 = fabsf(x[i + 3]);
-        m0 = a0 > m0 ? a0 : m0;
-        m1 = a1 > m1 ? a1 : m1;
-        m2 = a2 > m2 ? a2 : m2;
-        m3 = a3 > m3 ? a3 : m3;
+    for (; i + 16 <= n; i += 16) {
+        v8f a, b;
+        memcpy(&a, x + i, sizeof a);
+        memcpy(&b, x + i + 8, sizeof b);
+        a = (v8f)((v8i)a & 0x7fffffff);
+        b = (v8f)((v8i)b & 0x7fffffff);
+        v8i ga = a > m0, gb = b > m1; /* NaN: false, the maximum stays */
+        m0 = (v8f)(((v8i)a & ga) | ((v8i)m0 & ~ga));
+        m1 = (v8f)(((v8i)b & gb) | ((v8i)m1 & ~gb));
+    }
+    float pk = *peak;
+    for (int j = 0; j < 8; j++) {
+        pk = m0[j] > pk ? m0[j] : pk;
+        pk = m1[j] > pk ? m1[j] : pk;
     }
     for (; i < n; i++) {
         float a = fabsf(x[i]);
-        m0 = a > m0 ? a : m0;
+        pk = a > pk ? a : pk;
     }
-    float pk = m0 > m1 ? m0 : m1;
-    pk = m2 > pk ? m2 : pk;
-    pk = m3 > pk ? m3 : pk;
     if (pk <= 3.4028234663852886e38f) {
         *peak = pk;
         return;
