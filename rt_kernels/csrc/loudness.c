@@ -84,6 +84,7 @@ struct rt_loudness {
     uint32_t hop;                   /* frames per 100 ms */
     uint32_t tick_frames[TICKS_PER_HOP];
     double kw[10];                  /* shelf b0 b1 b2 a1 a2, high-pass b0 b1 b2 a1 a2 */
+    double kn[7];                   /* normalized: b1/b0 b2/b0 a1 a2 (shelf), a1 a2 (high-pass), (b0 g0)^2 */
     double *weight;                 /* per channel */
     uint32_t *order;                /* channels with weight > 0 first, then the others */
     uint32_t weighted;              /* how many have weight > 0 */
@@ -278,6 +279,15 @@ rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const dou
     if (!st) return NULL;
     st->channels = channels;
     rt_loudness_k_weighting(sample_rate, st->kw);
+    /* The shelf's numerator divided by b0, the high-pass's (g0, -2 g0, g0) by g0 (exactly
+     * (1, -2, 1)); the squares are scaled back by (b0 g0)^2 once per tick. */
+    st->kn[0] = st->kw[1] / st->kw[0];
+    st->kn[1] = st->kw[2] / st->kw[0];
+    st->kn[2] = st->kw[3];
+    st->kn[3] = st->kw[4];
+    st->kn[4] = st->kw[8];
+    st->kn[5] = st->kw[9];
+    st->kn[6] = (st->kw[0] * st->kw[5]) * (st->kw[0] * st->kw[5]);
     st->hop = (uint32_t)lround(sample_rate / 10.0);
     for (uint32_t j = 0; j < TICKS_PER_HOP; j++)
         st->tick_frames[j] = (uint32_t)(((uint64_t)(j + 1) * st->hop) / TICKS_PER_HOP
@@ -346,21 +356,21 @@ uint32_t rt_loudness_tick_frames(const rt_loudness *st, uint32_t j)
 
 /* ---- per-sample work --------------------------------------------------------------- */
 
-/* K-weights n samples of one channel, adding the squares to *acc and the peak to *peak.
- * The terms are ordered so that the previous output's term comes last: the recursion's
- * critical path is then one multiply and one add per sample (not three operations). */
+/* K-weights n samples of one channel, adding the squares to *acc.  Normalized form (see
+ * kn): y = x + p1 x1 + p2 x2 - a1 y1 - a2 y2, z = (y - 2 y1 + y2) - c1 z1 - c2 z2, i.e. the
+ * K-filter's output divided by b0 g0.  The previous output's term comes last: the
+ * recursion's critical path is one multiply-add per sample. */
 RT_HOT_CLONES
-static void weigh(const double *restrict kw, double *restrict s, const float *restrict x, uint32_t n,
+static void weigh(const double *restrict kn, double *restrict s, const float *restrict x, uint32_t n,
                   double *acc)
 {
-    const double b0 = kw[0], b1 = kw[1], b2 = kw[2], a1 = kw[3], a2 = kw[4];
-    const double g0 = kw[5], g1 = kw[6], g2 = kw[7], c1 = kw[8], c2 = kw[9];
+    const double p1 = kn[0], p2 = kn[1], a1 = kn[2], a2 = kn[3], c1 = kn[4], c2 = kn[5];
     double x1 = s[KW_X1], x2 = s[KW_X2], y1 = s[KW_Y1], y2 = s[KW_Y2], z1 = s[KW_Z1], z2 = s[KW_Z2];
     double sum = *acc;
     for (uint32_t i = 0; i < n; i++) {
         double in = x[i];
-        double y = b0 * in + b1 * x1 + b2 * x2 - a2 * y2 - a1 * y1;
-        double z = g1 * y1 + g2 * y2 - c2 * z2 + g0 * y - c1 * z1;
+        double y = in + p1 * x1 + p2 * x2 - a2 * y2 - a1 * y1;
+        double z = (y + y2) - 2.0 * y1 - c2 * z2 - c1 * z1;
         x2 = x1;
         x1 = in;
         y2 = y1;
@@ -384,22 +394,20 @@ static void weigh(const double *restrict kw, double *restrict s, const float *re
 typedef double v2d __attribute__((vector_size(16)));
 
 RT_HOT_CLONES
-static void weigh_pair(const double *restrict kw, double *restrict sa, double *restrict sb,
+static void weigh_pair(const double *restrict kn, double *restrict sa, double *restrict sb,
                        const float *restrict xa, const float *restrict xb, uint32_t n,
                        double *acc_a, double *acc_b)
 {
-    const v2d b0 = {kw[0], kw[0]}, b1 = {kw[1], kw[1]}, b2 = {kw[2], kw[2]};
-    const v2d a1 = {kw[3], kw[3]}, a2 = {kw[4], kw[4]};
-    const v2d g0 = {kw[5], kw[5]}, g1 = {kw[6], kw[6]}, g2 = {kw[7], kw[7]};
-    const v2d c1 = {kw[8], kw[8]}, c2 = {kw[9], kw[9]};
+    const v2d p1 = {kn[0], kn[0]}, p2 = {kn[1], kn[1]}, a1 = {kn[2], kn[2]}, a2 = {kn[3], kn[3]};
+    const v2d c1 = {kn[4], kn[4]}, c2 = {kn[5], kn[5]}, two = {2.0, 2.0};
     v2d x1 = {sa[KW_X1], sb[KW_X1]}, x2 = {sa[KW_X2], sb[KW_X2]};
     v2d y1 = {sa[KW_Y1], sb[KW_Y1]}, y2 = {sa[KW_Y2], sb[KW_Y2]};
     v2d z1 = {sa[KW_Z1], sb[KW_Z1]}, z2 = {sa[KW_Z2], sb[KW_Z2]};
     v2d sum = {*acc_a, *acc_b};
     for (uint32_t i = 0; i < n; i++) {
         v2d in = {xa[i], xb[i]};
-        v2d y = b0 * in + b1 * x1 + b2 * x2 - a2 * y2 - a1 * y1;
-        v2d z = g1 * y1 + g2 * y2 - c2 * z2 + g0 * y - c1 * z1;
+        v2d y = in + p1 * x1 + p2 * x2 - a2 * y2 - a1 * y1;
+        v2d z = (y + y2) - two * y1 - c2 * z2 - c1 * z1;
         x2 = x1;
         x1 = in;
         y2 = y1;
@@ -510,7 +518,7 @@ static void end_of_tick(rt_loudness *st)
 {
     double tick_energy = 0.0;
     for (uint32_t ch = 0; ch < st->channels; ch++) {
-        if (st->weight[ch] > 0.0) tick_energy += st->weight[ch] * st->acc[ch];
+        if (st->weight[ch] > 0.0) tick_energy += st->weight[ch] * (st->kn[6] * st->acc[ch]);
         st->acc[ch] = 0.0;
     }
     double *s = st->state;
@@ -554,12 +562,12 @@ uint32_t rt_loudness_process(rt_loudness *st, const float *const *in, uint32_t f
         uint32_t k = 0;
         for (; k + 1 < st->weighted; k += 2) {
             uint32_t a = order[k], b = order[k + 1];
-            weigh_pair(st->kw, st->state + (size_t)a * KW_STATE, st->state + (size_t)b * KW_STATE,
+            weigh_pair(st->kn, st->state + (size_t)a * KW_STATE, st->state + (size_t)b * KW_STATE,
                        in[a] + done, in[b] + done, n, &st->acc[a], &st->acc[b]);
         }
         if (k < st->weighted) {
             uint32_t a = order[k];
-            weigh(st->kw, st->state + (size_t)a * KW_STATE, in[a] + done, n, &st->acc[a]);
+            weigh(st->kn, st->state + (size_t)a * KW_STATE, in[a] + done, n, &st->acc[a]);
         }
         /* Peaks on the same segment while it is still in cache (the true-peak maximum does
          * not depend on how its input is split). */
