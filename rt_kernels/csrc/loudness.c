@@ -98,6 +98,7 @@ struct rt_loudness {
     uint64_t ticks;                 /* completed ticks */
     uint64_t frames;
     uint64_t nonfinite_ticks;
+    uint32_t nonfinite_input;       /* a non-finite sample was seen (any channel) */
 
     /* tick energies (weighted sums of squares) of the last 3 s, oldest at ring_pos; every
      * entry is written twice (at i and i + RING_TICKS), so the window is contiguous */
@@ -338,6 +339,7 @@ void rt_loudness_reset(rt_loudness *st)
     st->ticks = 0;
     st->frames = 0;
     st->nonfinite_ticks = 0;
+    st->nonfinite_input = 0;
     st->momentary = st->short_term = st->max_momentary = st->max_short_term = 0.0;
     st->integrated = st->integrated_gate = st->lra_lu = 0.0;
     histogram_clear(&st->blocks);
@@ -348,6 +350,7 @@ void rt_loudness_reset(rt_loudness *st)
 }
 
 uint32_t rt_loudness_latency(const rt_loudness *st) { return 0; }
+uint32_t rt_loudness_saw_nonfinite(const rt_loudness *st) { return st->nonfinite_input; }
 uint32_t rt_loudness_hop_frames(const rt_loudness *st) { return st->hop; }
 uint32_t rt_loudness_tick_frames(const rt_loudness *st, uint32_t j)
 {
@@ -428,9 +431,10 @@ static void weigh_pair(const double *restrict kn, double *restrict sa, double *r
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 RT_HOT_CLONES
-static void peak_of(const float *restrict x, uint32_t n, float *peak)
+static void peak_of(const float *restrict x, uint32_t n, float *peak, uint32_t *nonfinite)
 {
     v8f m0 = *peak - (v8f){0}, m1 = m0;
+    v8i bad = {0};
     uint32_t i = 0;
     for (; i + 16 <= n; i += 16) {
         v8f a, b;
@@ -438,6 +442,7 @@ static void peak_of(const float *restrict x, uint32_t n, float *peak)
         memcpy(&b, x + i + 8, sizeof b);
         a = (v8f)((v8i)a & 0x7fffffff);
         b = (v8f)((v8i)b & 0x7fffffff);
+        bad |= ((v8i)a >= 0x7f800000) | ((v8i)b >= 0x7f800000); /* infinity or NaN */
         v8i ga = a > m0, gb = b > m1; /* NaN: false, the maximum stays */
         m0 = (v8f)(((v8i)a & ga) | ((v8i)m0 & ~ga));
         m1 = (v8f)(((v8i)b & gb) | ((v8i)m1 & ~gb));
@@ -447,10 +452,14 @@ static void peak_of(const float *restrict x, uint32_t n, float *peak)
         pk = m0[j] > pk ? m0[j] : pk;
         pk = m1[j] > pk ? m1[j] : pk;
     }
+    int any = 0;
+    for (int j = 0; j < 8; j++) any |= bad[j] != 0;
     for (; i < n; i++) {
         float a = fabsf(x[i]);
         pk = a > pk ? a : pk;
+        any |= !isfinite(a);
     }
+    if (any) *nonfinite = 1;
     if (pk <= 3.4028234663852886e38f) {
         *peak = pk;
         return;
@@ -571,7 +580,7 @@ uint32_t rt_loudness_process(rt_loudness *st, const float *const *in, uint32_t f
         }
         /* Peaks on the same segment while it is still in cache (the true-peak maximum does
          * not depend on how its input is split). */
-        for (uint32_t ch = 0; ch < st->channels; ch++) peak_of(in[ch] + done, n, &st->peak[ch]);
+        for (uint32_t ch = 0; ch < st->channels; ch++) peak_of(in[ch] + done, n, &st->peak[ch], &st->nonfinite_input);
         if (st->true_peak) {
             const float *seg[RT_LOUDNESS_MAX_CHANNELS];
             for (uint32_t ch = 0; ch < st->channels; ch++) seg[ch] = in[ch] + done;

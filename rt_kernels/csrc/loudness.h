@@ -100,5 +100,10 @@ uint32_t rt_loudness_snapshot(const rt_loudness *st, rt_loudness_values *out);
 /* Frames per 100 ms hop and per tick j (0..9) of this instance. */
 uint32_t rt_loudness_hop_frames(const rt_loudness *st);
 uint32_t rt_loudness_tick_frames(const rt_loudness *st, uint32_t j);
+/* 1 if any sample (any channel, weighted or not) given to process() since create/reset
+ * was an infinity or NaN, else 0.  Read on the processing thread or between blocks (not
+ * published with the snapshot).  Lets a one-shot caller check finiteness in the same
+ * pass as the metering instead of a separate one. */
+uint32_t rt_loudness_saw_nonfinite(const rt_loudness *st);
 /* cffi:end */
 #endif
