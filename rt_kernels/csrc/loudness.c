@@ -70,6 +70,10 @@ typedef union {
 _Static_assert(offsetof(raw_values, sample_peak) == RAW_SCALAR_WORDS * sizeof(uint64_t), "layout");
 _Static_assert(sizeof(raw_values) == (RAW_SCALAR_WORDS + 2 * RT_LOUDNESS_MAX_CHANNELS) * sizeof(uint64_t), "layout");
 
+/* Software prefetch distance for the input (hardware prefetching was measured to leave
+ * the K-weighting waiting on memory for whole files: 1.8 vs 1.0 ns per sample). */
+#define PREFETCH_BYTES 2048u
+
 typedef struct {
     uint64_t *count;    /* blocks per bin */
     double *energy;     /* sum of the blocks' energies per bin */
@@ -371,6 +375,7 @@ static void weigh(const double *restrict kn, double *restrict s, const float *re
     double x1 = s[KW_X1], x2 = s[KW_X2], y1 = s[KW_Y1], y2 = s[KW_Y2], z1 = s[KW_Z1], z2 = s[KW_Z2];
     double sum = *acc;
     for (uint32_t i = 0; i < n; i++) {
+        if ((i & 15u) == 0) __builtin_prefetch((const void *)((uintptr_t)(x + i) + PREFETCH_BYTES));
         double in = x[i];
         double y = in + p1 * x1 + p2 * x2 - a2 * y2 - a1 * y1;
         double z = (y + y2) - 2.0 * y1 - c2 * z2 - c1 * z1;
@@ -408,6 +413,10 @@ static void weigh_pair(const double *restrict kn, double *restrict sa, double *r
     v2d z1 = {sa[KW_Z1], sb[KW_Z1]}, z2 = {sa[KW_Z2], sb[KW_Z2]};
     v2d sum = {*acc_a, *acc_b};
     for (uint32_t i = 0; i < n; i++) {
+        if ((i & 15u) == 0) { /* the input usually streams from memory: ask for it 2 KiB early */
+            __builtin_prefetch((const void *)((uintptr_t)(xa + i) + PREFETCH_BYTES));
+            __builtin_prefetch((const void *)((uintptr_t)(xb + i) + PREFETCH_BYTES));
+        }
         v2d in = {xa[i], xb[i]};
         v2d y = in + p1 * x1 + p2 * x2 - a2 * y2 - a1 * y1;
         v2d z = (y + y2) - two * y1 - c2 * z2 - c1 * z1;
