@@ -397,7 +397,6 @@ TP_INLINE void tp_reduce(const float *rows, uint32_t L, uint32_t nrw, int refine
 TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t n)
 {
     const uint32_t T = st->taps, L = st->factor;
-    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
     float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
     const uint32_t tb = TP_W * (L == 2 ? TP_NV2 : L == 4 ? TP_NV4 : TP_NV8); /* <= TP_PAD + TP_CHUNK after rounding */
     const uint32_t nr = (n + tb - 1) / tb * tb;
@@ -490,6 +489,7 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     rows[(size_t)(L - 2) * TP_ROW] = st->last[2 * ch];
     rows[(size_t)(L - 1) * TP_ROW] = st->last[2 * ch + 1];
     float *peak = st->pk, *est = st->pk + TP_ROW;
+    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
     tp_reduce(rows, L, (n + TP_W - 1) / TP_W * TP_W, refined, cap, peak, est);
     st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
     st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
