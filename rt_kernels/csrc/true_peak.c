@@ -11,6 +11,7 @@
 #define TP_CHUNK 256u /* frames per internal pass (scratch size); not a processing unit */
 #define TP_PAD 64u    /* >= a chunk rounded up to whole FIR time blocks (64, 24 or 16 frames), minus TP_CHUNK */
 #define TP_ROW (TP_CHUNK + TP_PAD + 8u)
+#define TP_SHORT 8u   /* central taps per phase of the cheap second skip test */
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors: only in always-inlined helpers */
@@ -34,6 +35,7 @@ struct rt_true_peak {
     float *prev;        /* per channel: the input sample just before its hist */
     unsigned char *stale; /* per channel: `last` not computed (process skipped it) */
     double skip_bound;  /* >= any computed |interpolated value| / max |input| over its window */
+    double short_err;   /* >= (computed |y| - computed |y_short|) / max |input| (TP_SHORT taps) */
     tp_chunk_fn chunk;  /* the vector kernel for this machine */
 };
 
@@ -130,6 +132,17 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
         if (sum > l1) l1 = sum;
     }
     st->skip_bound = l1 * (1.0 + 2.0 * (double)(st->taps + 4) * 0x1p-24);
+    /* Second test: y = y_short + y_outer, y_short over the TP_SHORT central taps (which
+     * hold phase 0's unit impulse), so |computed y| <= |computed y_short| + E max|x| with
+     * E = max_p sum_outer |c| + (gamma_S + gamma_T) * sum |c| (same rounding argument). */
+    double outer = 0.0;
+    for (uint32_t p = 0; p < factor; p++) {
+        double sum = 0.0;
+        for (uint32_t k = 0; k < st->taps; k++)
+            if (k < st->taps / 2 - TP_SHORT / 2 || k >= st->taps / 2 + TP_SHORT / 2) sum += fabs((double)st->coef[k * factor + p]);
+        if (sum > outer) outer = sum;
+    }
+    st->short_err = outer + 2.0 * (double)(st->taps + TP_SHORT + 8) * 0x1p-24 * l1;
     st->chunk = pick_chunk();
     return st;
 }
@@ -301,6 +314,9 @@ void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * 
 #define fir_2 TP_N(fir_2)
 #define fir_4 TP_N(fir_4)
 #define fir_8 TP_N(fir_8)
+#define firs_2 TP_N(firs_2)
+#define firs_4 TP_N(firs_4)
+#define firs_8 TP_N(firs_8)
 #define tp_reduce TP_N(tp_reduce)
 
 typedef float TP_VF __attribute__((vector_size(4 * TP_W)));
@@ -357,6 +373,35 @@ TP_INLINE int tp_any(TP_VI m)
 TP_FIR(fir_2, 2, TP_NV2)
 TP_FIR(fir_4, 4, TP_NV4)
 TP_FIR(fir_8, 8, TP_NV8)
+
+/* The same FIR over the TP_SHORT central taps only (k = T/2 - S/2 .. T/2 + S/2 - 1), for
+ * the NV * W frames of one block at x: returns the largest |value| over those frames and
+ * all L phases (phase 0, x[i - T/2], is among those taps: its value is exact). */
+#define TP_FIRS(NAME, L, NV)                                                            \
+    TP_INLINE float NAME(const float *restrict coef, const float *restrict x, uint32_t T) \
+    {                                                                                   \
+        TP_VF acc[(L) - 1][NV];                                                        \
+        for (uint32_t p = 0; p + 1 < (L); p++)                                          \
+            for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);             \
+        for (uint32_t k = T / 2 - TP_SHORT / 2; k < T / 2 + TP_SHORT / 2; k++) {        \
+            TP_VF xv[NV];                                                              \
+            for (uint32_t v = 0; v < (NV); v++) xv[v] = tp_load(x + TP_W * v - k);     \
+            const float *c = coef + k * (L);                                            \
+            for (uint32_t p = 0; p + 1 < (L); p++)                                      \
+                for (uint32_t v = 0; v < (NV); v++) acc[p][v] += c[p + 1] * xv[v];      \
+        }                                                                               \
+        TP_VF mv = tp_splat(0.0f);                                                     \
+        for (uint32_t v = 0; v < (NV); v++) {                                           \
+            mv = tp_max(tp_abs(tp_load(x + TP_W * v - T / 2)), mv);                     \
+            for (uint32_t p = 0; p + 1 < (L); p++) mv = tp_max(tp_abs(acc[p][v]), mv);  \
+        }                                                                               \
+        float m = 0.0f;                                                                 \
+        for (uint32_t j = 0; j < TP_W; j++) m = mv[j] > m ? mv[j] : m;                  \
+        return m;                                                                       \
+    }
+TP_FIRS(firs_2, 2, TP_NV2)
+TP_FIRS(firs_4, 4, TP_NV4)
+TP_FIRS(firs_8, 8, TP_NV8)
 
 /* The interpolated points in time order are z(i*L + p) = rows[p][1 + i]; slot 0 of each
  * row holds the previous frame.  For each frame i, writes peak[i] = max_p z(i*L + p) and,
@@ -453,6 +498,17 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
             for (j = 0; j + TP_W <= win; j += TP_W) hot |= ((TP_VI)tp_load(w + j) & 0x7fffffff) >= tb_v;
             if (j < win) hot |= ((TP_VI)tp_load(w + win - TP_W) & 0x7fffffff) >= tb_v;
             skipv[b] = !tp_any(hot);
+            if (!skipv[b] && T > TP_SHORT) {
+                /* second test: the central taps computed, the rest bounded */
+                TP_VF mv = tp_splat(0.0f);
+                for (j = 0; j + TP_W <= win; j += TP_W) mv = tp_max(tp_abs(tp_load(w + j)), mv);
+                if (j < win) mv = tp_max(tp_abs(tp_load(w + win - TP_W)), mv);
+                float wm = 0.0f;
+                for (uint32_t q = 0; q < TP_W; q++) wm = mv[q] > wm ? mv[q] : wm;
+                const float *xb = lin + T - 1 + (size_t)b * tb;
+                float ys = L == 2 ? firs_2(st->coef, xb, T) : L == 4 ? firs_4(st->coef, xb, T) : firs_8(st->coef, xb, T);
+                if (((double)ys + st->short_err * (double)wm) * (1.0 + 0x1p-40) < st->max[ch]) skipv[b] = 1;
+            }
             any |= skipv[b];
         }
         if (any) skip = skipv;
@@ -522,5 +578,8 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
 #undef fir_2
 #undef fir_4
 #undef fir_8
+#undef firs_2
+#undef firs_4
+#undef firs_8
 #undef tp_reduce
 #endif /* TP_TEMPLATE */

@@ -55,7 +55,9 @@ uint32_t rt_true_peak_factor(const rt_true_peak *st);
  * dot product of one phase's taps with the input window it covers, so its magnitude is at
  * most B * max|x| over that window (B: the largest sum of |taps| over the phases, times a
  * margin for float32 rounding, computed at create).  A FIR block (8-24 frames) whose
- * window gives B * max|x| < the channel's running maximum is not computed.  The maximum
+ * window gives B * max|x| < the channel's running maximum is not computed; nor is one
+ * where the 8 central taps' values, computed, plus a bound on the other taps' share
+ * (their sum of |taps| * max|x|, with the rounding margins) stay below it.  The maximum
  * read by rt_true_peak_max is the same number, bit for bit, as without skipping, for
  * any block split.  The envelope functions below never skip. */
 uint32_t rt_true_peak_process(rt_true_peak *st, const float *const *in, uint32_t frames);
