@@ -90,3 +90,27 @@ def audio_block(where: str, block, expected_channels: int | None, name: str = "b
 def same_shape(where: str, first_name: str, first: np.ndarray, second_name: str, second: np.ndarray) -> None:
     if first.shape != second.shape:
         raise ValueError(f"{where}: {first_name} has shape {first.shape} but {second_name} has {second.shape}")
+
+
+def audio_block_shape(where: str, block, expected_channels: int | None, name: str = "block") -> np.ndarray:
+    """audio_block's checks without the finiteness scan (type, dtype, shape, channels,
+    contiguity, frame count), same messages.  For callers that check finiteness in the same
+    pass as their processing and call audio_block on the rare failure for its message."""
+    if not isinstance(block, np.ndarray):
+        raise TypeError(f"{where}: {name} must be a numpy array, got {type(block).__name__}")
+    if block.dtype != np.float32:
+        raise TypeError(
+            f"{where}: {name} has dtype {block.dtype}; kernels take float32 "
+            f"(convert explicitly with {name}.astype(np.float32) if the precision loss is intended)"
+        )
+    if block.ndim != 2:
+        raise ValueError(f"{where}: {name} has shape {block.shape}; expected planar (channels, frames)")
+    if block.shape[0] == 0:
+        raise ValueError(f"{where}: {name} has no channels (shape {block.shape})")
+    if expected_channels is not None and block.shape[0] != expected_channels:
+        raise ValueError(f"{where}: {name} has {block.shape[0]} channels; expected {expected_channels}")
+    if not block.flags.c_contiguous:
+        raise ValueError(f"{where}: {name} is not C-contiguous (pass np.ascontiguousarray({name}))")
+    if block.shape[1] > 0xFFFFFFFF:
+        raise ValueError(f"{where}: {name} has {block.shape[1]} frames; at most 2**32 - 1 per call")
+    return block

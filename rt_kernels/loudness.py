@@ -133,6 +133,18 @@ class LoudnessMeter(Kernel):
             raise RuntimeError(f"rt_loudness_process returned {done} frames for {block.shape[1]}")
         return int(done)
 
+    def _process_checked_after(self, block: np.ndarray, where: str, name: str) -> None:
+        """For one-shot meters (measure, measure_file): `block` has passed
+        check.audio_block_shape; finiteness is checked by the C pass itself, and a
+        non-finite sample raises audio_block's ValueError (the meter is then spoilt)."""
+        with denormals_off():
+            done = lib.rt_loudness_process(self._state, channel_pointers(block), block.shape[1])
+        if done != block.shape[1]:
+            raise RuntimeError(f"rt_loudness_process returned {done} frames for {block.shape[1]}")
+        if lib.rt_loudness_saw_nonfinite(self._state):
+            check.audio_block(where, block, self.channels, name=name)  # raises, naming the first bad sample
+            raise RuntimeError(f"{where}: the meter saw a non-finite sample that numpy did not")  # pragma: no cover
+
     def snapshot(self) -> LoudnessValues:
         """All current values, read consistently (safe while another thread processes)."""
         v = ffi.new("rt_loudness_values *")  # per call: snapshots may come from several threads
@@ -164,9 +176,9 @@ class LoudnessMeter(Kernel):
 def measure(audio: np.ndarray, sample_rate: float, layout: str | None = None,
             weights: Sequence[float] | None = None, true_peak: bool = True) -> LoudnessValues:
     """All loudness values of a whole planar float32 (channels, frames) signal."""
-    audio = check.audio_block("measure", audio, None, name="audio")
+    audio = check.audio_block_shape("measure", audio, None, name="audio")
     meter = LoudnessMeter(audio.shape[0], sample_rate, layout=layout, weights=weights, true_peak=true_peak)
-    meter.process(audio)
+    meter._process_checked_after(audio, "measure", "audio")  # finiteness checked in the same pass
     return meter.snapshot()
 
 

@@ -568,3 +568,24 @@ def test_c_create_refuses_bad_arguments():
     assert lib.rt_loudness_create(2, FS, ffi.NULL, 1) == ffi.NULL
     assert lib.rt_loudness_create(2, FS, ffi.new("double[]", [0.0, 0.0]), 1) == ffi.NULL
     assert lib.rt_loudness_create(2, FS, ffi.new("double[]", [1.0, float("nan")]), 1) == ffi.NULL
+
+
+@pytest.mark.parametrize("channel,frame,value", [(3, 5000, np.nan), (0, 17, np.inf), (5, 44099, -np.inf),
+                                                 (1, 40, np.nan)])
+def test_measure_refuses_non_finite_samples_in_any_channel(channel, frame, value):
+    """measure() checks finiteness in the metering pass itself: every channel (the LFE, with
+    weight 0, too), any position (vector body and scalar tail), with audio_block's message."""
+    x = noise(np.random.default_rng(3), 6, FS)
+    x[channel, frame] = value
+    with pytest.raises(ValueError, match=rf"measure: audio holds non-finite samples \(first at channel "
+                                         rf"{channel}, frame {frame}"):
+        measure(x, FS)
+    # the C flag itself, per call
+    meter = LoudnessMeter(6, FS)
+    meter.process(np.ascontiguousarray(x[:, :frame]))
+    assert lib.rt_loudness_saw_nonfinite(meter._state) == 0
+    with pytest.raises(ValueError):
+        meter.process(x)  # the facade refuses it before C sees it
+    assert lib.rt_loudness_saw_nonfinite(meter._state) == 0
+    lib.rt_loudness_process(meter._state, channel_pointers(x), x.shape[1])
+    assert lib.rt_loudness_saw_nonfinite(meter._state) == 1

@@ -186,3 +186,65 @@ def test_explicit_design_is_validated_in_c():
     st = lib.rt_true_peak_create_design(1, 48000.0, 4, 64, 9.0)
     assert st != ffi.NULL and lib.rt_true_peak_latency(st) == 32
     lib.rt_true_peak_destroy(st)
+
+
+# ---- process() skips FIR blocks that cannot raise the maximum: exact, whatever the split ----
+
+def _skip_materials(fs, rng):
+    n = np.arange(fs // 2)
+    t = n / fs
+    # music-like: a few partials with a slow envelope, plus a little noise
+    music = sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in
+                [(0.3, 110.0, 0.1), (0.2, 440.0, 1.0), (0.1, 3520.0, 2.0), (0.05, 15000.0, 0.3)])
+    music = music * (0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t) ** 2) + 0.02 * rng.standard_normal(n.size)
+    # one loud spike, then a long quieter passage whose inter-sample peaks creep up to it:
+    # an fs/2.2 sine whose amplitude ramps through the spike's height (sample peaks stay below
+    # the true peak, so a bound on samples alone would skip what matters)
+    spike = np.zeros(n.size)
+    spike[300] = 0.9
+    ramp = np.linspace(0.5, 0.95, n.size - 2000)
+    spike[2000:] = ramp * np.sin(2 * np.pi * fs / 2.2 * 0.9993 * t[2000:] + 0.4)
+    # fs/2.2 sines whose level steps up and down (many decisions near the running maximum)
+    levels = np.repeat(rng.uniform(0.6, 0.8, n.size // 331 + 1), 331)[:n.size]
+    sines = levels * np.sin(2 * np.pi * fs / 2.2 * t + 1.3)
+    # clipped noise (inter-sample overs above full scale), after a quieter start
+    clipped = np.clip(3.0 * rng.standard_normal(n.size), -1.0, 1.0) * np.where(n < n.size // 4, 0.5, 1.0)
+    # a loud start and then a long decay (almost everything skippable)
+    decay = rng.standard_normal(n.size) * np.exp(-t * 12.0)
+    return {"music": music, "spike_then_rising_sine": spike, "stepped_fs_over_2_2": sines,
+            "clipped_noise": clipped, "decay": decay}
+
+
+@pytest.mark.parametrize("fs,factor", [(44100, 4), (48000, 2), (44100, 8)])
+def test_process_maximum_is_exactly_the_non_skipping_maximum(fs, factor, rng):
+    """process() (which skips) against envelope() (which never skips), bit for bit, for
+    every block split; and against the largest value of the envelope itself."""
+    for name, signal in _skip_materials(fs, rng).items():
+        x = np.ascontiguousarray(np.stack([signal, -0.7 * signal[::-1]]).astype(np.float32))
+        reference = TruePeakMeter(2, fs, factor=factor)
+        env = reference.envelope(x)
+        expected = reference.max()
+        assert np.array_equal(expected, env.max(axis=1).astype(np.float64)), name
+        for size in BLOCK_SIZES + (x.shape[1],):
+            meter = TruePeakMeter(2, fs, factor=factor)
+            in_blocks(lambda b: np.zeros((2, meter.process(b))), x, size)
+            assert np.array_equal(meter.max(), expected), (name, size, meter.max(), expected)
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_refined_envelope_after_skipping_process_is_unchanged(factor, rng):
+    """process() may skip the block of its last frame; a refined envelope that follows
+    still sees that frame's values (compared with a meter whose history came from the
+    refined envelope itself)."""
+    fs = 44100
+    t = np.arange(fs // 4) / fs
+    quiet = 0.01 * np.sin(2 * np.pi * fs / 2.2 * t)
+    quiet[:50] = 0.95  # a loud start: everything after it is skippable
+    x = np.ascontiguousarray(np.stack([quiet, quiet[::-1]]).astype(np.float32))
+    tail = noise(rng, 2, 300, level=0.01)
+    for cut in (5000, 5001, 5003 + 256):
+        a, b = TruePeakMeter(2, fs, factor=factor), TruePeakMeter(2, fs, factor=factor)
+        a.process(np.ascontiguousarray(x[:, :cut]))
+        b.envelope(np.ascontiguousarray(x[:, :cut]), refined=True)
+        assert np.array_equal(a.max(), b.max())
+        assert np.array_equal(a.envelope(tail, refined=True), b.envelope(tail, refined=True)), cut

@@ -6,6 +6,9 @@
  * table to ~1e-14.  Below 0.45 fs the response stays within 0.01 dB of the 48 kHz one
  * from 44.1 kHz up, 0.035 dB at 22.05 kHz; at 8 kHz the bilinear warping of the 1.7 kHz
  * shelf costs 0.2 dB near 1 kHz (a second-order section cannot do better there).
+ * The filter runs in double, two channels per vector, in a normalized form (the shelf's
+ * numerator divided by b0, the high-pass's by g0, leaving it exactly (1, -2, 1)); the
+ * squares are scaled back by (b0 g0)^2 once per tick.  Same filter, rounding only.
  *
  * Time base (aligned to the absolute frame count since create/reset, never to the
  * caller's blocks): a step of hop = round(fs / 10) frames (100 ms; windows are 4 and
@@ -32,7 +35,10 @@
  * percentile (nearest rank: index round((n - 1) * p) of the sorted values).
  *
  * True peak (optional at create): rt_true_peak (true_peak.h), BS.1770 factor (4x below
- * 96 kHz, 2x below 192 kHz, 1x above), on every channel (weight 0 included).
+ * 96 kHz, 2x below 192 kHz, 1x above), on every channel (weight 0 included), fed tick
+ * segment by tick segment while they are in cache.  Only its running maximum is used, so
+ * it skips the oversampling of stretches that provably cannot raise that maximum (exact:
+ * see rt_true_peak_process).
  *
  * Values that do not exist yet or are silent are -INFINITY (never NaN); the loudness
  * range is 0 until at least one short-term block passes its gates.
@@ -100,5 +106,10 @@ uint32_t rt_loudness_snapshot(const rt_loudness *st, rt_loudness_values *out);
 /* Frames per 100 ms hop and per tick j (0..9) of this instance. */
 uint32_t rt_loudness_hop_frames(const rt_loudness *st);
 uint32_t rt_loudness_tick_frames(const rt_loudness *st, uint32_t j);
+/* 1 if any sample (any channel, weighted or not) given to process() since create/reset
+ * was an infinity or NaN, else 0.  Read on the processing thread or between blocks (not
+ * published with the snapshot).  Lets a one-shot caller check finiteness in the same
+ * pass as the metering instead of a separate one. */
+uint32_t rt_loudness_saw_nonfinite(const rt_loudness *st);
 /* cffi:end */
 #endif

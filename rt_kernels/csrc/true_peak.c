@@ -11,6 +11,7 @@
 #define TP_CHUNK 256u /* frames per internal pass (scratch size); not a processing unit */
 #define TP_PAD 64u    /* >= a chunk rounded up to whole FIR time blocks (64, 24 or 16 frames), minus TP_CHUNK */
 #define TP_ROW (TP_CHUNK + TP_PAD + 8u)
+#define TP_SHORT 8u   /* central taps per phase of the cheap second skip test */
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors: only in always-inlined helpers */
@@ -31,6 +32,10 @@ struct rt_true_peak {
     float *pk;          /* scratch, 2 * TP_ROW: per-frame peak and refined estimate */
     double *max;        /* per channel */
     float *last;        /* per channel: the last two |interpolated values| (for refinement) */
+    float *prev;        /* per channel: the input sample just before its hist */
+    unsigned char *stale; /* per channel: `last` not computed (process skipped it) */
+    double skip_bound;  /* >= any computed |interpolated value| / max |input| over its window */
+    double short_err;   /* >= (computed |y| - computed |y_short|) / max |input| (TP_SHORT taps) */
     tp_chunk_fn chunk;  /* the vector kernel for this machine */
 };
 
@@ -103,7 +108,10 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
     st->pk = calloc((size_t)2 * TP_ROW, sizeof(float));
     st->max = calloc(channels, sizeof(double));
     st->last = calloc((size_t)channels * 2, sizeof(float));
-    if (!st->coef || !st->hist || !st->lin || !st->rows || !st->pk || !st->max || !st->last) {
+    st->prev = calloc(channels, sizeof(float));
+    st->stale = calloc(channels, 1);
+    if (!st->coef || !st->hist || !st->lin || !st->rows || !st->pk || !st->max || !st->last || !st->prev
+        || !st->stale) {
         rt_true_peak_destroy(st);
         return NULL;
     }
@@ -111,6 +119,30 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
         rt_true_peak_destroy(st);
         return NULL;
     }
+    /* Bound for skipping in rt_true_peak_process: an interpolated value is a float32 dot
+     * product of T taps of one phase with T input samples, so its computed magnitude is
+     * at most (1 + gamma_T) * sum_k |c_k| * max|x| with gamma_T = T u / (1 - T u),
+     * u = 2^-24 (Higham, Accuracy and Stability, 3.1; with or without FMA).  Phase 0 is
+     * the input itself (sum 1).  The margin 2 (T + 4) u covers gamma_T and the double
+     * rounding of the bound and of its product with max|x|. */
+    double l1 = 1.0;
+    for (uint32_t p = 0; p < factor; p++) {
+        double sum = 0.0;
+        for (uint32_t k = 0; k < st->taps; k++) sum += fabs((double)st->coef[k * factor + p]);
+        if (sum > l1) l1 = sum;
+    }
+    st->skip_bound = l1 * (1.0 + 2.0 * (double)(st->taps + 4) * 0x1p-24);
+    /* Second test: y = y_short + y_outer, y_short over the TP_SHORT central taps (which
+     * hold phase 0's unit impulse), so |computed y| <= |computed y_short| + E max|x| with
+     * E = max_p sum_outer |c| + (gamma_S + gamma_T) * sum |c| (same rounding argument). */
+    double outer = 0.0;
+    for (uint32_t p = 0; p < factor; p++) {
+        double sum = 0.0;
+        for (uint32_t k = 0; k < st->taps; k++)
+            if (k < st->taps / 2 - TP_SHORT / 2 || k >= st->taps / 2 + TP_SHORT / 2) sum += fabs((double)st->coef[k * factor + p]);
+        if (sum > outer) outer = sum;
+    }
+    st->short_err = outer + 2.0 * (double)(st->taps + TP_SHORT + 8) * 0x1p-24 * l1;
     st->chunk = pick_chunk();
     return st;
 }
@@ -136,6 +168,8 @@ void rt_true_peak_destroy(rt_true_peak *st)
     free(st->pk);
     free(st->max);
     free(st->last);
+    free(st->prev);
+    free(st->stale);
     free(st);
 }
 
@@ -144,6 +178,8 @@ void rt_true_peak_reset(rt_true_peak *st)
     memset(st->hist, 0, sizeof(float) * st->channels * st->taps);
     memset(st->max, 0, sizeof(double) * st->channels);
     memset(st->last, 0, sizeof(float) * st->channels * 2);
+    memset(st->prev, 0, sizeof(float) * st->channels);
+    memset(st->stale, 0, st->channels);
 }
 
 uint32_t rt_true_peak_latency(const rt_true_peak *st) { return st->latency; }
@@ -274,9 +310,13 @@ void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * 
 #define tp_store TP_N(tp_store)
 #define tp_sel TP_N(tp_sel)
 #define tp_max TP_N(tp_max)
+#define tp_any TP_N(tp_any)
 #define fir_2 TP_N(fir_2)
 #define fir_4 TP_N(fir_4)
 #define fir_8 TP_N(fir_8)
+#define firs_2 TP_N(firs_2)
+#define firs_4 TP_N(firs_4)
+#define firs_8 TP_N(firs_8)
 #define tp_reduce TP_N(tp_reduce)
 
 typedef float TP_VF __attribute__((vector_size(4 * TP_W)));
@@ -290,6 +330,14 @@ TP_INLINE void tp_store(float *p, TP_VF v) { *(TP_VFU *)p = v; }
 /* m ? a : b, lane by lane (m: all ones or all zeros per lane) */
 TP_INLINE TP_VF tp_sel(TP_VI m, TP_VF a, TP_VF b) { return (TP_VF)(((TP_VI)a & m) | ((TP_VI)b & ~m)); }
 TP_INLINE TP_VF tp_max(TP_VF a, TP_VF b) { return tp_sel(a > b, a, b); }
+/* Any lane nonzero. */
+TP_INLINE int tp_any(TP_VI m)
+{
+    union { TP_VI v; uint64_t q[TP_W / 2]; } u = {m};
+    uint64_t r = 0;
+    for (uint32_t i = 0; i < TP_W / 2; i++) r |= u.q[i];
+    return r != 0;
+}
 
 /* The FIR, with time in the vector dimension: for NV * W consecutive frames at once,
  * y_p[i] = sum_k coef[k * L + p] * x[i - k] for the phases p = 1..L-1, one accumulator
@@ -301,9 +349,10 @@ TP_INLINE TP_VF tp_max(TP_VF a, TP_VF b) { return tp_sel(a > b, a, b); }
  * |y_p[i]| goes to rows[p * TP_ROW + 1 + i]. */
 #define TP_FIR(NAME, L, NV)                                                             \
     TP_INLINE void NAME(const float *restrict coef, const float *restrict x, uint32_t T, \
-                            uint32_t nr, float *restrict rows)                          \
+                            uint32_t nr, float *restrict rows, const unsigned char *skip) \
     {                                                                                   \
         for (uint32_t i0 = 0; i0 < nr; i0 += TP_W * (NV)) {                                \
+            if (skip && skip[i0 / (TP_W * (NV))]) continue; /* rows left stale */       \
             TP_VF acc[(L) - 1][NV];                                                    \
             for (uint32_t p = 0; p + 1 < (L); p++)                                      \
                 for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);         \
@@ -324,6 +373,35 @@ TP_INLINE TP_VF tp_max(TP_VF a, TP_VF b) { return tp_sel(a > b, a, b); }
 TP_FIR(fir_2, 2, TP_NV2)
 TP_FIR(fir_4, 4, TP_NV4)
 TP_FIR(fir_8, 8, TP_NV8)
+
+/* The same FIR over the TP_SHORT central taps only (k = T/2 - S/2 .. T/2 + S/2 - 1), for
+ * the NV * W frames of one block at x: returns the largest |value| over those frames and
+ * all L phases (phase 0, x[i - T/2], is among those taps: its value is exact). */
+#define TP_FIRS(NAME, L, NV)                                                            \
+    TP_INLINE float NAME(const float *restrict coef, const float *restrict x, uint32_t T) \
+    {                                                                                   \
+        TP_VF acc[(L) - 1][NV];                                                        \
+        for (uint32_t p = 0; p + 1 < (L); p++)                                          \
+            for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);             \
+        for (uint32_t k = T / 2 - TP_SHORT / 2; k < T / 2 + TP_SHORT / 2; k++) {        \
+            TP_VF xv[NV];                                                              \
+            for (uint32_t v = 0; v < (NV); v++) xv[v] = tp_load(x + TP_W * v - k);     \
+            const float *c = coef + k * (L);                                            \
+            for (uint32_t p = 0; p + 1 < (L); p++)                                      \
+                for (uint32_t v = 0; v < (NV); v++) acc[p][v] += c[p + 1] * xv[v];      \
+        }                                                                               \
+        TP_VF mv = tp_splat(0.0f);                                                     \
+        for (uint32_t v = 0; v < (NV); v++) {                                           \
+            mv = tp_max(tp_abs(tp_load(x + TP_W * v - T / 2)), mv);                     \
+            for (uint32_t p = 0; p + 1 < (L); p++) mv = tp_max(tp_abs(acc[p][v]), mv);  \
+        }                                                                               \
+        float m = 0.0f;                                                                 \
+        for (uint32_t j = 0; j < TP_W; j++) m = mv[j] > m ? mv[j] : m;                  \
+        return m;                                                                       \
+    }
+TP_FIRS(firs_2, 2, TP_NV2)
+TP_FIRS(firs_4, 4, TP_NV4)
+TP_FIRS(firs_8, 8, TP_NV8)
 
 /* The interpolated points in time order are z(i*L + p) = rows[p][1 + i]; slot 0 of each
  * row holds the previous frame.  For each frame i, writes peak[i] = max_p z(i*L + p) and,
@@ -364,25 +442,114 @@ TP_INLINE void tp_reduce(const float *rows, uint32_t L, uint32_t nrw, int refine
 TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t n)
 {
     const uint32_t T = st->taps, L = st->factor;
-    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
     float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
     const uint32_t tb = TP_W * (L == 2 ? TP_NV2 : L == 4 ? TP_NV4 : TP_NV8); /* <= TP_PAD + TP_CHUNK after rounding */
     const uint32_t nr = (n + tb - 1) / tb * tb;
+    if (refined && st->stale[ch]) {
+        /* process() skipped the previous chunk's last block: compute that frame's values
+         * now, by the same FIR (same arithmetic in any lane), from prev and hist. */
+        lin[0] = st->prev[ch];
+        memcpy(lin + 1, hist, sizeof(float) * (T - 1));
+        memset(lin + T, 0, sizeof(float) * (tb - 1));
+        switch (L) {
+        case 2: fir_2(st->coef, lin + T - 1, T, tb, rows, NULL); break;
+        case 4: fir_4(st->coef, lin + T - 1, T, tb, rows, NULL); break;
+        default: fir_8(st->coef, lin + T - 1, T, tb, rows, NULL); break;
+        }
+        st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + 1];
+        st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + 1];
+        st->stale[ch] = 0;
+    }
     memcpy(lin, hist, sizeof(float) * (T - 1));
     memcpy(lin + T - 1, x, sizeof(float) * n);
     memset(lin + T - 1 + n, 0, sizeof(float) * (nr - n));
     memcpy(hist, lin + n, sizeof(float) * (T - 1));
+    st->prev[ch] = lin[n - 1];
+    /* Maximum only (process): a FIR block whose every interpolated value is provably
+     * below the running maximum is not computed (its rows are left stale and not read).
+     * When the block holding the chunk's last frame is skipped, `last` is marked stale and
+     * computed when a refined envelope needs it.  See the header. */
+    unsigned char skipv[(TP_CHUNK + TP_PAD) / TP_W + 1];
+    const unsigned char *skip = NULL;
+    if (!e && st->max[ch] > 0.0) {
+        /* A sample is "hot" unless |x| < thr, thr the largest float <= max / bound; a block
+         * whose window holds no hot sample has every |y| <= bound * max|x| < max.  The test
+         * is on the bits of |x| (same order as the values; NaN counts as hot). */
+        const double thr = st->max[ch] / st->skip_bound;
+        float thrf = (float)thr;
+        if ((double)thrf > thr) thrf = nextafterf(thrf, 0.0f);
+        const int32_t thr_bits = thrf > 0.0f ? (int32_t)(union { float f; int32_t i; }){thrf}.i : 0;
+        const TP_VI tb_v = (TP_VI){0} + thr_bits;
+        const uint32_t win = tb + T - 1; /* lin[b * tb .. b * tb + win) feeds block b */
+        /* the whole chunk first: lin[0 .. n + T - 1) */
+        const uint32_t all = n + T - 1;
+        TP_VI hot = (TP_VI){0};
+        uint32_t j = 0;
+        for (; j + TP_W <= all; j += TP_W) hot |= ((TP_VI)tp_load(lin + j) & 0x7fffffff) >= tb_v;
+        if (j < all) hot |= ((TP_VI)tp_load(lin + all - TP_W) & 0x7fffffff) >= tb_v;
+        if (!tp_any(hot)) {
+            st->stale[ch] = 1; /* nothing computed: the maximum stands */
+            return;
+        }
+        int any = 0;
+        for (uint32_t b = 0; b * tb < n; b++) {
+            const float *w = lin + (size_t)b * tb;
+            hot = (TP_VI){0};
+            for (j = 0; j + TP_W <= win; j += TP_W) hot |= ((TP_VI)tp_load(w + j) & 0x7fffffff) >= tb_v;
+            if (j < win) hot |= ((TP_VI)tp_load(w + win - TP_W) & 0x7fffffff) >= tb_v;
+            skipv[b] = !tp_any(hot);
+            if (!skipv[b] && T > TP_SHORT) {
+                /* second test: the central taps computed, the rest bounded */
+                TP_VF mv = tp_splat(0.0f);
+                for (j = 0; j + TP_W <= win; j += TP_W) mv = tp_max(tp_abs(tp_load(w + j)), mv);
+                if (j < win) mv = tp_max(tp_abs(tp_load(w + win - TP_W)), mv);
+                float wm = 0.0f;
+                for (uint32_t q = 0; q < TP_W; q++) wm = mv[q] > wm ? mv[q] : wm;
+                const float *xb = lin + T - 1 + (size_t)b * tb;
+                float ys = L == 2 ? firs_2(st->coef, xb, T) : L == 4 ? firs_4(st->coef, xb, T) : firs_8(st->coef, xb, T);
+                if (((double)ys + st->short_err * (double)wm) * (1.0 + 0x1p-40) < st->max[ch]) skipv[b] = 1;
+            }
+            any |= skipv[b];
+        }
+        if (any) skip = skipv;
+    }
     switch (L) {
-    case 2: fir_2(st->coef, lin + T - 1, T, nr, rows); break;
-    case 4: fir_4(st->coef, lin + T - 1, T, nr, rows); break;
-    default: fir_8(st->coef, lin + T - 1, T, nr, rows); break;
+    case 2: fir_2(st->coef, lin + T - 1, T, nr, rows, skip); break;
+    case 4: fir_4(st->coef, lin + T - 1, T, nr, rows, skip); break;
+    default: fir_8(st->coef, lin + T - 1, T, nr, rows, skip); break;
+    }
+    if (!e) {
+        /* Maximum only: straight from the rows of the blocks computed (exact in any order;
+         * NaN never wins a comparison, as in tp_reduce). */
+        TP_VF mv = tp_splat(0.0f);
+        float m = 0.0f;
+        for (uint32_t i0 = 0; i0 < n; i0 += tb) {
+            if (skip && skip[i0 / tb]) continue;
+            const uint32_t end = n - i0 < tb ? n : i0 + tb;
+            for (uint32_t p = 0; p < L; p++) {
+                const float *r = rows + (size_t)p * TP_ROW + 1;
+                uint32_t i = i0;
+                for (; i + TP_W <= end; i += TP_W) mv = tp_max(tp_load(r + i), mv);
+                for (; i < end; i++) m = r[i] > m ? r[i] : m;
+            }
+        }
+        for (uint32_t j = 0; j < TP_W; j++) m = mv[j] > m ? mv[j] : m;
+        st->stale[ch] = skip && skip[(n - 1) / tb];
+        if (!st->stale[ch]) {
+            st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
+            st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+        }
+        if (m > st->max[ch]) st->max[ch] = m;
+        return;
     }
     rows[(size_t)(L - 2) * TP_ROW] = st->last[2 * ch];
     rows[(size_t)(L - 1) * TP_ROW] = st->last[2 * ch + 1];
     float *peak = st->pk, *est = st->pk + TP_ROW;
+    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
     tp_reduce(rows, L, (n + TP_W - 1) / TP_W * TP_W, refined, cap, peak, est);
     st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
     st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+    st->stale[ch] = 0;
     /* running max (exact in any order): W lanes at a time, then the last partial group */
     TP_VF mv = tp_splat(0.0f);
     uint32_t i = 0;
@@ -407,8 +574,12 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
 #undef tp_store
 #undef tp_sel
 #undef tp_max
+#undef tp_any
 #undef fir_2
 #undef fir_4
 #undef fir_8
+#undef firs_2
+#undef firs_4
+#undef firs_8
 #undef tp_reduce
 #endif /* TP_TEMPLATE */

@@ -50,7 +50,16 @@ void rt_true_peak_reset(rt_true_peak *st);
 uint32_t rt_true_peak_latency(const rt_true_peak *st);
 /* Oversampling factor L. */
 uint32_t rt_true_peak_factor(const rt_true_peak *st);
-/* Audio thread.  Updates each channel's running max of |interpolated value|. */
+/* Audio thread.  Updates each channel's running max of |interpolated value|.
+ * For the MAXIMUM only, it skips work that cannot change it: an interpolated value is a
+ * dot product of one phase's taps with the input window it covers, so its magnitude is at
+ * most B * max|x| over that window (B: the largest sum of |taps| over the phases, times a
+ * margin for float32 rounding, computed at create).  A FIR block (8-24 frames) whose
+ * window gives B * max|x| < the channel's running maximum is not computed; nor is one
+ * where the 8 central taps' values, computed, plus a bound on the other taps' share
+ * (their sum of |taps| * max|x|, with the rounding margins) stay below it.  The maximum
+ * read by rt_true_peak_max is the same number, bit for bit, as without skipping, for
+ * any block split.  The envelope functions below never skip. */
 uint32_t rt_true_peak_process(rt_true_peak *st, const float *const *in, uint32_t frames);
 /* Audio thread.  As process (running maxima updated too), and also writes, per channel
  * and input frame, env[ch][n] = max over p of |interpolated value at n - latency + p/L|. */
