@@ -271,7 +271,10 @@ class PortAudioBackend(ProcessHost):
                 if _open_streams():
                     raise PortAudioError(self._open_error("no matching device")) from None
                 rescan_portaudio()
-                stream = self._open_stream(sd)
+                try:
+                    stream = self._open_stream(sd)
+                except ValueError as exc:
+                    raise PortAudioError(self._open_error(f"{exc} (after a rescan)")) from None
             self._stream = stream
             index = stream.device[1] if isinstance(stream.device, tuple) else stream.device
             info = sd.query_devices(index)
