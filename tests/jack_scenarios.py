@@ -153,6 +153,100 @@ def portaudio(lib_path: str) -> dict:
     return report
 
 
+def portaudio_kill() -> dict:
+    """SIGKILL the JACK server under a running PortAudioBackend stream.  Unprotected,
+    PortAudio 19.6 blocks ~10 min in Pa_CloseStream and then aborts (exit 134),
+    as Pa_Terminate in sounddevice's exit handler does: the test checks this
+    child exits 0 well within its timeout."""
+    import os
+    import warnings
+
+    report: dict = {}
+    server = PrivateJackServer(rate=48000, period=256).start()
+    os.environ["JACK_DEFAULT_SERVER"] = server.name
+    from engine.backends import portaudio as pa
+
+    backend = pa.PortAudioBackend(device="system", channels=2, sample_rate=48000, blocksize=256, lock_memory=False)
+    backend.set_passthrough()
+    backend.start()
+    report["ran_before"] = wait_until(lambda: backend.status().callbacks > 10, 5.0)
+    report["state_before"] = backend.status().state
+    server.kill()
+    report["noticed"] = wait_until(lambda: backend.status().shutdown, 5.0)
+    report["after_kill"] = backend.status().as_dict()
+    backend.set_passthrough()  # the control side keeps working
+    backend.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.monotonic()
+        backend.stop()
+        backend.close()
+        backend.stop()
+        report["stop_close_s"] = time.monotonic() - t0
+    report["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
+    report["state_after_close"] = backend.status().state
+    refusals = {}
+    for label, call in (("start", backend.start), ("open", backend.open),
+                        ("new_backend", lambda: pa.PortAudioBackend(device="system", lock_memory=False).start()),
+                        ("list", pa.list_portaudio_devices), ("rescan", pa.rescan_portaudio)):
+        try:
+            call()
+            refusals[label] = "no error"
+        except pa.PortAudioError as exc:
+            refusals[label] = str(exc)
+    report["refusals"] = refusals
+    pa.terminate_portaudio()  # leaves PortAudio alone
+    backend.destroy()
+    server.stop()
+    return report  # then the interpreter exits: sounddevice's exit handler must not abort
+
+
+def portaudio_rescan() -> dict:
+    """PortAudio initialised before a JACK server starts: the list is stale until a
+    rescan; open() rescans by itself.  PortAudio's latencies for a non-physical
+    client's ports.  Then the server dies with PortAudio idle: exit must not abort."""
+    import math
+    import os
+
+    from tests.jack_clients import Player, Recorder
+
+    server = PrivateJackServer(rate=48000, period=256)
+    os.environ["JACK_DEFAULT_SERVER"] = server.name  # not running yet
+    from engine.backends import portaudio as pa
+
+    def apis(devices):
+        return sorted({d["host_api"] for d in devices})
+
+    report: dict = {"before_start": apis(pa.list_portaudio_devices())}
+    server.start()
+    player, recorder = Player(server.name, 2), Recorder(server.name, 2)
+    report["stale"] = apis(pa.list_portaudio_devices())
+    backend = pa.PortAudioBackend(device="system", channels=2, lock_memory=False)
+    backend.start()  # "system" is not in the stale list: open() rescans
+    report["opened"] = {"host_api": backend.status().host_api, "device": backend.status().device}
+    report["ran"] = wait_until(lambda: backend.status().callbacks > 10, 5.0)
+    report["system_latency_s"] = list(backend.status().stream_latency_s)
+    try:
+        pa.rescan_portaudio()
+        report["rescan_while_open"] = "no error"
+    except pa.PortAudioError as exc:
+        report["rescan_while_open"] = str(exc)
+    backend.destroy()
+    devices = pa.list_portaudio_devices(rescan=True)
+    report["rescanned"] = apis(devices)
+    report["names"] = [d["name"] for d in devices]
+    # PortAudio's JACK devices are clients: tplayer has outputs (PortAudio inputs), trecorder inputs.
+    client = pa.PortAudioBackend(device=("tplayer", "trecorder"), channels=2, lock_memory=False)
+    client.start()
+    report["client_latency_s"] = [None if math.isnan(x) else x for x in client.status().stream_latency_s]
+    client.destroy()
+    player.close()
+    recorder.close()
+    server.kill()  # PortAudio idle but still connected: its termination at exit would abort
+    return report
+
+
 if __name__ == "__main__":
-    scenarios = {"kill": kill_and_reconnect, "hygiene": hygiene, "auto_host": auto_host, "portaudio": portaudio}
+    scenarios = {"kill": kill_and_reconnect, "hygiene": hygiene, "auto_host": auto_host, "portaudio": portaudio,
+                 "portaudio_kill": portaudio_kill, "portaudio_rescan": portaudio_rescan}
     print(json.dumps(scenarios[sys.argv[1]](*sys.argv[2:])))

@@ -504,3 +504,62 @@ def test_portaudio_backend_through_the_jack_host_api(test_process_lib_path):
     assert report["recorded"] and report["delay_frames"] >= 0
     # Bit-exact after the host API's own buffering delay, measured from the data.
     assert report["exact"], report
+
+
+def run_portaudio_scenario(name: str) -> dict:
+    """A PortAudio scenario in its own child process (PortAudio binds to the JACK
+    server it finds at initialisation; after a server loss it is unusable for
+    the process).  A hang shows as a timeout, an abort as return code -6 / 134."""
+    pytest.importorskip("sounddevice", reason="python-sounddevice not installed")
+    try:
+        result = subprocess.run([sys.executable, "-m", "tests.jack_scenarios", name], cwd=ROOT,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+                                timeout=30)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{name}: the child hung (PortAudio blocking on a dead JACK server?)") from exc
+    assert result.returncode == 0, f"{name}: child exited with {result.returncode}: {result.stderr[-1500:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_portaudio_jack_server_killed_under_a_running_stream():
+    """PortAudio 19.6 blocks ~10 min in Pa_CloseStream after its JACK server died
+    and then aborts, as Pa_Terminate at exit does: the backend reports the loss,
+    abandons the stream with one warning, refuses further PortAudio use with
+    one line, and the child exits normally."""
+    report = run_portaudio_scenario("portaudio_kill")
+    assert report["ran_before"] and report["state_before"] == "running"
+    assert report["noticed"]
+    gone = report["after_kill"]
+    assert gone["state"] == "host lost" and gone["shutdown"]
+    assert gone["shutdown_reason"].startswith("the JACK server 'auralis-") and "went away" in gone["shutdown_reason"]
+    assert "restart the process" in gone["shutdown_reason"]
+    assert report["state_after_close"] == "host lost"
+    assert len(report["warnings"]) == 1, report["warnings"]  # stop, close, stop: one warning
+    assert report["warnings"][0].startswith("PortAudioHostLostWarning: PortAudioBackend.stop: the stream on "
+                                            "'system' was abandoned: the JACK server")
+    refusals = report["refusals"]
+    assert set(refusals) == {"start", "open", "new_backend", "list", "rescan"}
+    for label, message in refusals.items():
+        assert "went away" in message and "restart the process" in message, (label, message)
+        assert "\n" not in message
+    assert refusals["start"].startswith("PortAudioBackend.start: ")
+    assert refusals["list"].startswith("list_portaudio_devices: ")
+
+
+def test_portaudio_rescans_for_a_server_started_later_and_reports_no_wrapped_latency():
+    """sounddevice initialises PortAudio on import: a device list taken before the
+    JACK server started stays stale until rescanned; open() rescans by itself.
+    PortAudio's latency for a non-physical client's ports wraps to ~2**32
+    frames: reported as NaN (null in JSON).  The server then dies with
+    PortAudio idle but connected: the child must still exit normally."""
+    report = run_portaudio_scenario("portaudio_rescan")
+    jack_api = "JACK Audio Connection Kit"
+    assert jack_api not in report["before_start"]
+    assert jack_api not in report["stale"]  # PortAudio's list as of its initialisation
+    assert report["opened"] == {"host_api": jack_api, "device": "system"} and report["ran"]
+    assert report["rescan_while_open"].startswith("rescan_portaudio: close these streams first: PortAudioBackend(")
+    assert jack_api in report["rescanned"]
+    assert {"system", "tplayer", "trecorder"} <= set(report["names"])
+    lat_in, lat_out = report["system_latency_s"]
+    assert 0.0 <= lat_in <= 1.0 and 0.0 < lat_out <= 1.0  # the driver's ports: sane, reported as is
+    assert report["client_latency_s"] == [None, None]

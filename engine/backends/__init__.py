@@ -175,7 +175,7 @@ def list_devices(jack_server: str | None = None) -> dict[str, list[dict]]:
     from engine.backends.portaudio import PortAudioError, list_portaudio_devices
 
     try:
-        result["portaudio"] = list_portaudio_devices()
+        result["portaudio"] = list_portaudio_devices(rescan=True)  # current, not as of import
     except PortAudioError:
         pass
     return result
