@@ -21,9 +21,9 @@ perf_counter_ns around its Python callback body (which excludes waiting for
 the GIL before the body starts, so it flatters the peer).  DSP load target:
 <= 2 % of the period.
 
-The chain is a placeholder until the default mastering preset is buildable as
-a graph: 6 peaking biquads, gain, DC blocker, a 96-frame delay (stands in for
-a limiter's lookahead) and a level meter, stereo.
+The chain is the default mastering chain as the live host runs it (engine.live:
+the adaptive preset's input gain, 25-band psychoacoustic EQ, compressor, 3-band
+stereo width, loudness gain, true-peak limiter, plus the loudness meter), stereo.
 """
 
 from __future__ import annotations
@@ -35,19 +35,16 @@ import numpy as np
 
 from engine.backends.jack import JackBackend
 from engine.backends.jackd import PrivateJackServer
-from graph import Executor, Graph, Node
+from engine.live import live_executor
+from graph import Executor
 from tools.bench.common import Row
 
 RATE = 48000
 PERIOD = 64
-BANDS = [(60.0, 0.7, 2.0), (200.0, 1.0, -1.5), (800.0, 1.2, 1.0), (2500.0, 1.4, -2.0), (6000.0, 0.9, 1.5),
-         (12000.0, 0.7, 2.5)]
 
 
-def chain() -> Graph:
-    eq = [Node("biquad", f"eq{i}", type="peaking", freq_hz=f, q=q, gain_db=g) for i, (f, q, g) in enumerate(BANDS)]
-    return Graph(*eq, Node("gain", "trim", gain_db=-3.0), Node("dc_blocker", "dc", cutoff_hz=5.0),
-                 Node("delay", "look", delay_frames=96), Node("level_meter", "meter"))
+def default_chain_executor():
+    return live_executor("adaptive", 2, RATE, max_block=512)[0]
 
 
 class Load:
@@ -122,7 +119,7 @@ def run(opts) -> list[Row]:
     with PrivateJackServer(rate=RATE, period=PERIOD, inputs=2, outputs=2) as server, Load() as load:
         # A and B: one client, silence (no-op) and the chain in interleaved slices.
         engine = JackBackend("auralis-rt", server=server.name, channels=2)
-        executor = Executor(chain(), channels=2, sample_rate=RATE, max_block=512)
+        executor = default_chain_executor()
         engine.activate()
         _feed(engine, engine.inports)
         slices = max(1, round(seconds / 5.0))
@@ -154,7 +151,7 @@ def run(opts) -> list[Row]:
         observer = JackBackend("observer", server=server.name, channels=1)  # counts the peer phase's xruns
         observer.clear_process()
         observer.activate()
-        peer = PythonPeer(server.name, Executor(chain(), channels=2, sample_rate=RATE, max_block=512))
+        peer = PythonPeer(server.name, default_chain_executor())
         for c in range(2):
             observer.client.connect(f"system:capture_{c + 1}", f"py-peer:in_{c + 1}")
         time.sleep(1.0)
