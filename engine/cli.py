@@ -157,10 +157,21 @@ def _cmd_host(args: argparse.Namespace) -> int:
         status = host.backend.status()
         executor, notes = live_executor(args.preset, args.channels, float(status.sample_rate))
         host.backend.set_executor(executor)
+        running = {"executor": executor}
 
         def tick(st):
+            # The C callbacks only flag a new sample rate; the chain is rebuilt here, off the
+            # audio thread, and published with one atomic swap.
+            events = host.backend.poll_events() if hasattr(host.backend, "poll_events") else []
+            if "sample_rate" in events:
+                rebuilt, _ = live_executor(args.preset, args.channels, float(st.sample_rate))
+                host.backend.set_executor(rebuilt)
+                running["executor"] = rebuilt
+                print(f"sample rate is now {st.sample_rate} Hz: chain rebuilt", flush=True)
+            if "buffer_size" in events:
+                print(f"period is now {st.period} frames", flush=True)
             if not args.quiet:
-                print(status_line(st, meter_text(executor)), flush=True)
+                print(status_line(st, meter_text(running["executor"])), flush=True)
 
         try:  # from here on Ctrl-C is the normal way to stop
             for note in notes:

@@ -1,12 +1,15 @@
-"""The live chain: a preset's nodes with their stored parameters, followed by a loudness
-meter node whose lock-free snapshot feeds the printed meters (and, later, the REPL
-toolbar).  Adaptive analysis needs the whole input, so live monitoring uses the preset's
-values; the loudness stage stays at its stored gain."""
+"""The live chain: a preset's nodes with their stored parameters, built by the same
+planner as offline rendering, followed by a loudness meter node whose lock-free snapshot
+feeds the printed meters (and, later, the REPL toolbar).  Adaptive analysis needs the
+whole input, so live monitoring uses the preset's values; the loudness stage stays at
+its stored gain.  For a non-adaptive preset without a loudness stage the live output
+equals engine.render of the same signal."""
 
 from __future__ import annotations
 
 import math
 
+from engine.mastering.chain import plan_chain
 from graph import Executor, Graph, Node, read_loudness
 from graph.nodes import NODE_TYPES
 from presets import Preset, load_preset
@@ -14,28 +17,18 @@ from presets import Preset, load_preset
 METER_NODE = "meter"
 
 
-def live_graph(preset: Preset, channels: int) -> tuple[Graph, list[str]]:
-    """The preset's chain for `channels` (stereo-only stages are left out for mono), plus
-    the meter.  Returns the graph and notes on what was left out."""
-    nodes, notes = [], []
-    for cfg in preset.chain:
-        if cfg.type == "stereo_width" and channels != 2:
-            notes.append(f"{cfg.name}: left out, the host runs {channels} channel(s)")
-            continue
-        params = dict(cfg.params)
-        if cfg.type == "limiter":
-            params["ceiling_db"] = preset.target.ceiling_dbtp
-        if cfg.bypass:
-            params["bypass"] = True
-        nodes.append(Node(cfg.type, cfg.name, **params))
-    nodes.append(Node("loudness_meter", METER_NODE, true_peak=1))
-    return Graph(*nodes), notes
+def live_graph(preset: Preset, channels: int, sample_rate: float) -> tuple[Graph, list[str]]:
+    """The preset's chain exactly as offline rendering builds it without an analysis
+    (stored parameters, stereo-only stages left out for mono, the limiter under the
+    true-peak ceiling), plus the meter.  Returns the graph and notes."""
+    plan = plan_chain(preset, channels, int(sample_rate), None, preset.target.ceiling_dbtp)
+    return Graph(*plan.graph().root.elements, Node("loudness_meter", METER_NODE, true_peak=1)), plan.notes
 
 
 def live_executor(preset: str | Preset, channels: int, sample_rate: float, max_block: int = 1024) -> tuple[Executor, list[str]]:
     if not isinstance(preset, Preset):
         preset = load_preset(preset, node_types=NODE_TYPES)
-    graph, notes = live_graph(preset, channels)
+    graph, notes = live_graph(preset, channels, sample_rate)
     return Executor(graph, channels, sample_rate, max_block=max_block, intensity=preset.intensity), notes
 
 

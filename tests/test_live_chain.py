@@ -34,5 +34,5 @@ def test_limiter_holds_the_preset_ceiling_live():
 
 def test_mono_host_leaves_the_width_stage_out():
     ex, notes = live_executor("warm", 1, 44100)
-    assert notes == ["width: left out, the host runs 1 channel(s)"]
+    assert notes == ["width: skipped, the input is mono"]
     assert ex.process(tone(-12.0, 44100, 0.5, 1)).shape == (1, 22050)
