@@ -7,7 +7,9 @@ status reads), then prints the checker's counts as one JSON line.
 
 MODE: clean (test gain-with-delay), portaudio (the same on PortAudioBackend
 through PortAudio's JACK host API), bad (mallocs and locks in the callback),
-python (a cffi Python callback as the process function: takes the GIL).
+python (a cffi Python callback as the process function: takes the GIL),
+executor (the default preset's live chain in the callback while the control
+thread publishes parameter snapshots, reads the meters and swaps plans).
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def main(server: str, mode: str, seconds: float, lib_path: str) -> None:
         channels = tffi.new("uint32_t *", 2)
         backend.set_process(int(tffi.cast("uintptr_t", tlib.tp_bad_process)), int(tffi.cast("uintptr_t", channels)),
                             keep_alive=channels)
+    elif mode == "executor":
+        from engine.live import METER_NODE, live_executor
+        from graph import Graph, read_loudness
+
+        executor, _ = live_executor("adaptive", 2, 48000.0)
+        full = executor.graph
+        # The same nodes without the width stage: a plan swap that keeps every surviving node's state.
+        reduced = Graph(*[e for e in full.root.elements if getattr(e, "name", "") != "width"])
+        backend.set_executor(executor)
     elif mode == "python":
         def process(ctx, ins, outs, frames):
             for c in range(2):
@@ -86,6 +97,18 @@ def main(server: str, mode: str, seconds: float, lib_path: str) -> None:
                 publishes += 1
             backend.status()
             backend.collect()
+        elif mode == "executor":
+            executor.publish({"comp.threshold_db": -30.0 + 5 * (step % 3), "eq.band_10_db": 2.0 * (step % 2),
+                              "input.gain_db": -1.0 * (step % 4), "limiter.ceiling_db": -1.0 - 0.1 * (step % 2)})
+            publishes += 1
+            read_loudness(executor, METER_NODE)
+            executor.telemetry()
+            if step % 25 == 0:
+                executor.swap(reduced if (step // 25) % 2 else full)
+                publishes += 1
+            executor.collect()
+            backend.status()
+            backend.collect()
     after = counts()
     status = backend.status()
     backend.destroy()
@@ -96,7 +119,7 @@ def main(server: str, mode: str, seconds: float, lib_path: str) -> None:
         "outside": {k: after["outside"][k] - before["outside"][k] for k in NAMES},
         "callbacks": after["brackets"] - before["brackets"],
         "publishes": publishes,
-        "swaps": status.process_swaps,
+        "swaps": status.process_swaps if mode != "executor" else executor.retired["plans"],
         "xruns": status.xruns,
     }
     print(json.dumps(result))

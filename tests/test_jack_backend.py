@@ -381,6 +381,19 @@ def test_audio_thread_makes_no_allocation_lock_or_gil_call(jack_server, rtcheck_
     assert counts["outside"] == {k: 0 for k in counts["outside"]}, counts
 
 
+def test_the_mastering_chain_in_the_callback_makes_no_allocation_lock_or_gil_call(jack_server, rtcheck_library,
+                                                                                  test_process_lib_path):
+    """10 s of the default preset's chain (graph executor) in the JACK callback while the
+    control thread publishes parameter snapshots every 10 ms, reads the loudness meter and
+    the telemetry, and swaps plans every 250 ms: no allocation, free, mutex or GIL on the
+    JACK process thread."""
+    counts = run_checked(rtcheck_library, test_process_lib_path, jack_server.name, "executor", 10.0)
+    assert counts["callbacks"] > 1000
+    assert counts["publishes"] > 500 and counts["swaps"] > 10, counts  # swaps: plans retired back to Python
+    assert counts["inside"] == {k: 0 for k in counts["inside"]}, counts
+    assert counts["outside"] == {k: 0 for k in counts["outside"]}, counts
+
+
 def test_portaudio_callback_makes_no_allocation_lock_or_gil_call(jack_server, rtcheck_library,
                                                                  test_process_lib_path):
     """Our part of the PortAudio callback (de-interleave, process, interleave,
