@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import jack
 import numpy as np
 import pytest
 
