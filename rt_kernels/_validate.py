@@ -60,23 +60,7 @@ def audio_block(where: str, block, expected_channels: int | None, name: str = "b
 
     Zero frames is a valid block (it produces zero frames); zero channels is not.
     """
-    if not isinstance(block, np.ndarray):
-        raise TypeError(f"{where}: {name} must be a numpy array, got {type(block).__name__}")
-    if block.dtype != np.float32:
-        raise TypeError(
-            f"{where}: {name} has dtype {block.dtype}; kernels take float32 "
-            f"(convert explicitly with {name}.astype(np.float32) if the precision loss is intended)"
-        )
-    if block.ndim != 2:
-        raise ValueError(f"{where}: {name} has shape {block.shape}; expected planar (channels, frames)")
-    if block.shape[0] == 0:
-        raise ValueError(f"{where}: {name} has no channels (shape {block.shape})")
-    if expected_channels is not None and block.shape[0] != expected_channels:
-        raise ValueError(f"{where}: {name} has {block.shape[0]} channels; expected {expected_channels}")
-    if not block.flags.c_contiguous:
-        raise ValueError(f"{where}: {name} is not C-contiguous (pass np.ascontiguousarray({name}))")
-    if block.shape[1] > 0xFFFFFFFF:
-        raise ValueError(f"{where}: {name} has {block.shape[1]} frames; at most 2**32 - 1 per call")
+    block = audio_block_shape(where, block, expected_channels, name)
     bad = first_non_finite(block)
     if bad is not None:
         ch, frame = bad

@@ -170,8 +170,20 @@ class ProcessHost:
     """The C host core shared by the JACK and PortAudio backends: publishing the
     process function (with keep-alive bookkeeping), latency, telemetry reset.
 
-    Subclasses set ``_n_in``/``_n_out`` and implement ``_running()`` and
-    ``_latency_changed()``."""
+    Subclasses set ``_n_in``/``_n_out`` and implement ``_running()``,
+    ``_latency_changed()`` and ``destroy()`` (also run on ``with`` exit and collection)."""
+
+    def destroy(self) -> None:  # pragma: no cover - every backend defines it
+        raise NotImplementedError
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+    def __del__(self):
+        try:
+            self.destroy()
+        except Exception:
+            pass
 
     def _init_host(self, n_in: int, n_out: int, retire_capacity: int) -> None:
         self._n_in, self._n_out = n_in, n_out
@@ -451,15 +463,6 @@ class JackBackend(ProcessHost):
 
     def __enter__(self) -> "JackBackend":
         return self.activate()
-
-    def __exit__(self, *exc) -> None:
-        self.destroy()
-
-    def __del__(self):
-        try:
-            self.destroy()
-        except Exception:
-            pass
 
     def _running(self) -> bool:
         return self._client is not None and self._active

@@ -386,15 +386,6 @@ class PortAudioBackend(ProcessHost):
     def __enter__(self) -> "PortAudioBackend":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
-        self.destroy()
-
-    def __del__(self):
-        try:
-            self.destroy()
-        except Exception:
-            pass
-
     def _running(self) -> bool:
         return self._stream is not None and self._stream.active
 
