@@ -319,25 +319,15 @@ def test_dc_blocker_grid_flush_invariance_pairing_and_reference():
 
 # ---- the audio path stays allocation- and lock-free with these nodes ---------------------------
 
-RT_SCRIPT = r"""
-import ctypes, threading, time
-import numpy as np
+RT_BODY = r"""
 import graph
 from graph import Executor, Graph, Node
-from rt_kernels._ffi import channel_pointers, lib
 
-probe = ctypes.CDLL(None)
-probe.rt_probe_arm.argtypes = [ctypes.c_int]
-probe.rt_probe_hits.restype = ctypes.c_ulong
-probe.rt_probe_calls.restype = ctypes.c_ulong
 g = Graph(Node("psy_eq", "eq"), Node("compressor", "c"), Node("stereo_width", "w", bands=4),
           Node("soft_clipper", "s"), Node("limiter", "l", true_peak=1), Node("loudness_meter", "lm"),
           Node("correlation_meter", "cm"))
 ex = Executor(g, 2, 48000, max_block=64)
 x = (0.3 * np.random.default_rng(0).standard_normal((2, 256))).astype(np.float32)
-out = np.empty_like(x)
-pin, pout = channel_pointers(x), channel_pointers(out)
-stop = threading.Event()
 
 def control():
     i = 0
@@ -351,44 +341,15 @@ def control():
         graph.read_loudness(ex, "lm"); graph.read_correlation(ex, "cm")
         i += 1
         time.sleep(0.0005)
-
-t = threading.Thread(target=control)
-t.start()
-calls = 0
-deadline = time.monotonic() + 0.7
-while time.monotonic() < deadline:
-    lib.rt_executor_process(ex.c_executor, pin, pout, 256)
-    calls += 1
-stop.set()
-t.join()
-audio_hits = probe.rt_probe_hits()
-probe.rt_probe_arm(1)
-np.zeros(1 << 20)
-probe.rt_probe_arm(0)
-assert probe.rt_probe_calls() >= calls
-print(calls, audio_hits, probe.rt_probe_hits() - audio_hits, ex.telemetry().nonfinite_blocks)
 """
 
 
 def test_mastering_nodes_never_allocate_or_lock_on_the_audio_path(tmp_path):
-    import os
     import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    from tests.test_graph_rt_safety import PROBE_C
+    from tests.rt_probe import run_probed
     if shutil.which("gcc") is None:
         pytest.skip("needs gcc to build the probe")
-    (tmp_path / "probe.c").write_text(PROBE_C)
-    so = tmp_path / "probe.so"
-    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(so), str(tmp_path / "probe.c"), "-ldl"], check=True)
-    root = Path(__file__).resolve().parent.parent
-    import rt_kernels._rt as ext
-    env = dict(os.environ, LD_PRELOAD=str(so), PYTHONPATH=str(root), RT_SO=ext.__file__)
-    run = subprocess.run([sys.executable, "-c", RT_SCRIPT], env=env, capture_output=True, text=True,
-                         timeout=60, cwd=root)
-    assert run.returncode == 0, run.stderr
-    calls, audio_hits, control_hits, guarded = map(int, run.stdout.split())
+    calls, audio_hits, control_hits, guarded = run_probed(tmp_path, RT_BODY, seconds=0.7)
     assert calls > 50 and guarded == 0 and control_hits > 0
     assert audio_hits == 0
