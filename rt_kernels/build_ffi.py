@@ -1,10 +1,11 @@
-"""cffi (API mode) builder for the C kernels.
+"""cffi (API mode) builders for the project's C extensions.
 
-Every ``csrc/*.c`` file is compiled into one extension, ``rt_kernels._rt``.  The
-declarations cffi sees are taken from each header between the markers
-``/* cffi:begin */`` and ``/* cffi:end */``, so a kernel's interface is written
-once, in its header.  Adding a kernel means adding ``csrc/<name>.c`` and
-``csrc/<name>.h``; nothing here changes.
+A C folder is compiled into one extension: every ``*.c`` in it, with the
+declarations cffi sees taken from each header between the markers
+``/* cffi:begin */`` and ``/* cffi:end */``, so an interface is written once, in
+its header.  Adding a kernel means adding ``csrc/<name>.c`` and ``csrc/<name>.h``;
+nothing here changes.  This file builds ``rt_kernels._rt``; the JACK glue
+(engine/backends/jack_build.py) uses the same functions for ``_jack_rt``.
 
 Flags: -O3, never -ffast-math (NaN/Inf checks must keep working).
 """
@@ -14,12 +15,14 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-CSRC = HERE / "csrc"
+ROOT = HERE.parent
 _MARKED = re.compile(r"/\* cffi:begin \*/(.*?)/\* cffi:end \*/", re.S)
 
 # -O3 and IEEE semantics. -fno-math-errno only stops libm from setting errno; it
@@ -27,55 +30,46 @@ _MARKED = re.compile(r"/\* cffi:begin \*/(.*?)/\* cffi:end \*/", re.S)
 COMPILE_ARGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 
-def _headers() -> list[Path]:
-    return sorted(CSRC.glob("*.h"))
-
-
-def _sources() -> list[Path]:
-    return sorted(CSRC.glob("*.c"))
-
-
-def cdef_text() -> str:
+def cdef_text(csrc: Path) -> str:
     parts = []
-    for header in _headers():
+    for header in sorted(csrc.glob("*.h")):
         for block in _MARKED.findall(header.read_text()):
             parts.append(f"/* {header.name} */\n{block}")
     return "\n".join(parts)
 
 
-def make_builder(absolute_paths: bool = False) -> FFI:
+def make_ffi(module: str, csrc: Path, *, absolute_paths: bool = False, libraries: tuple[str, ...] = ("m",),
+             link_args: tuple[str, ...] = ()) -> FFI:
+    """An FFI for `module` built from every C file in `csrc`."""
     ffi = FFI()
-    ffi.cdef(cdef_text())
-    includes = "\n".join(f'#include "{h.name}"' for h in _headers())
+    ffi.cdef(cdef_text(csrc))
+    includes = "\n".join(f'#include "{h.name}"' for h in sorted(csrc.glob("*.h")))
     # setuptools wants paths relative to the project root; cffi's own compile()
     # runs in a temporary directory and needs absolute ones.
-    root = HERE.parent
-    sources = [str(s) if absolute_paths else os.path.relpath(s, root) for s in _sources()]
-    ffi.set_source(
-        "rt_kernels._rt",
-        includes,
-        sources=sources,
-        include_dirs=[str(CSRC)],
-        extra_compile_args=COMPILE_ARGS,
-        libraries=["m"],
-    )
+    sources = [str(s) if absolute_paths else os.path.relpath(s, ROOT) for s in sorted(csrc.glob("*.c"))]
+    ffi.set_source(module, includes, sources=sources, include_dirs=[str(csrc)], extra_compile_args=COMPILE_ARGS,
+                   extra_link_args=list(link_args), libraries=list(libraries))
     return ffi
+
+
+def build_in_place(make: Callable[..., FFI], target_dir: Path, stem: str) -> Path:
+    """Developer shortcut: compile next to the package (`pip install -e .` does the same).
+    Builds of other names (e.g. pip's <stem>.abi3.so) are removed so none can shadow it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(make(absolute_paths=True).compile(tmpdir=tmp, verbose="-v" in sys.argv))
+        for old in target_dir.glob(f"{stem}.*.so"):
+            old.unlink()
+        target = target_dir / out.name
+        out.replace(target)
+        return target
+
+
+def make_builder(absolute_paths: bool = False) -> FFI:
+    return make_ffi("rt_kernels._rt", HERE / "csrc", absolute_paths=absolute_paths)
 
 
 ffibuilder = make_builder()
 
 
 if __name__ == "__main__":
-    # Developer shortcut: build the extension in place, next to this file.
-    # (`pip install -e .` does the same as part of the install.)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = make_builder(absolute_paths=True).compile(tmpdir=tmp, verbose="-v" in sys.argv)
-        # Remove builds of other names (e.g. pip's _rt.abi3.so) so no stale
-        # extension can shadow this one.
-        for old in HERE.glob("_rt.*.so"):
-            old.unlink()
-        target = HERE / Path(out).name
-        Path(out).replace(target)
-        print(target)
+    print(build_in_place(make_builder, HERE, "_rt"))
