@@ -14,25 +14,48 @@ import jack
 import numpy as np
 
 
-class Player:
-    """Plays `signal` (channels, frames) once, from the first cycle after play()."""
+class _TestClient:
+    """A JACK-Client test client with `channels` ports that counts missed cycles
+    (`gaps`); subclasses set up their state in _setup() and handle each cycle in
+    _cycle(t, frames)."""
 
-    def __init__(self, server: str, channels: int, name: str = "tplayer"):
+    def __init__(self, server: str, channels: int, name: str, output: bool):
         self.client = jack.Client(name, servername=server, no_start_server=True)
-        self.ports = [self.client.outports.register(f"out_{c + 1}") for c in range(channels)]
-        self.signal = np.zeros((channels, 0), np.float32)
-        self.start_frame: int | None = None
+        ports, prefix = (self.client.outports, "out") if output else (self.client.inports, "in")
+        self.ports = [ports.register(f"{prefix}_{c + 1}") for c in range(channels)]
         self.gaps = 0
         self._armed = False
         self._last: int | None = None
+        self._setup(channels)
         self.client.set_process_callback(self._process)
         self.client.activate()
+
+    def _setup(self, channels: int) -> None:
+        pass
 
     def _process(self, frames: int) -> None:
         t = self.client.last_frame_time
         if self._last is not None and t != self._last + frames:
             self.gaps += 1
         self._last = t
+        self._cycle(t, frames)
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+class Player(_TestClient):
+    """Plays `signal` (channels, frames) once, from the first cycle after play()."""
+
+    def __init__(self, server: str, channels: int, name: str = "tplayer"):
+        super().__init__(server, channels, name, output=True)
+
+    def _setup(self, channels: int) -> None:
+        self.signal = np.zeros((channels, 0), np.float32)
+        self.start_frame: int | None = None
+
+    def _cycle(self, t: int, frames: int) -> None:
         if self._armed and self.start_frame is None:
             self.start_frame = t
         for c, port in enumerate(self.ports):
@@ -50,33 +73,21 @@ class Player:
         self.start_frame = None
         self._armed = True
 
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
 
-
-class Recorder:
+class Recorder(_TestClient):
     """Records its inputs by frame time from the first cycle after record()."""
 
     def __init__(self, server: str, channels: int, name: str = "trecorder"):
-        self.client = jack.Client(name, servername=server, no_start_server=True)
-        self.ports = [self.client.inports.register(f"in_{c + 1}") for c in range(channels)]
+        super().__init__(server, channels, name, output=False)
+
+    def _setup(self, channels: int) -> None:
         self.buffer = np.zeros((channels, 0), np.float32)
         self.base_frame: int | None = None
         self.filled = 0
-        self.gaps = 0
-        self._armed = False
         self._follow: Player | None = None
-        self._last: int | None = None
         self._done = threading.Event()
-        self.client.set_process_callback(self._process)
-        self.client.activate()
 
-    def _process(self, frames: int) -> None:
-        t = self.client.last_frame_time
-        if self._last is not None and t != self._last + frames:
-            self.gaps += 1
-        self._last = t
+    def _cycle(self, t: int, frames: int) -> None:
         if not self._armed or self._done.is_set():
             return
         if self.base_frame is None:
@@ -113,10 +124,6 @@ class Recorder:
 
     def stop(self) -> None:
         self._armed = False
-
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
 
 
 def wait_until(predicate, timeout_s: float, step_s: float = 0.02) -> bool:
