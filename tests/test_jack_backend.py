@@ -425,24 +425,18 @@ def test_checker_catches_a_python_process_function(jack_server, rtcheck_library,
     assert gil >= n - 1
 
 
-# -- the graph executor in the callback (runs once graph.runtime is merged) --------
+# -- the graph executor in the callback --------------------------------------------
 
-def test_executor_through_the_ports_equals_offline_processing(rig, rng):
-    runtime = pytest.importorskip("graph.runtime", reason="the graph executor (issue 4) is not merged yet")
-    import graph
+def executor_through_ports(rig, make_executor, signal: np.ndarray) -> np.ndarray:
+    """Run an executor (a fresh one from make_executor() per attempt) in the callback,
+    play `signal` through it and return the recording (signal + latency frames).
+    Repeats up to 3 times when an xrun or a missed cycle spoilt the take."""
     from rt_kernels._rt import ffi as rt_ffi, lib as rt_lib
 
-    def chain():
-        return graph.Graph(graph.Node("biquad", "low", type="low_shelf", freq_hz=120, gain_db=3),
-                           graph.Node("delay", "look", delay_frames=96), graph.Node("gain", "out", gain_db=-2))
-
     backend, player, recorder = rig
-    live = runtime.Executor(chain(), channels=CHANNELS, sample_rate=JACK_RATE, max_block=512)
-    offline = runtime.Executor(chain(), channels=CHANNELS, sample_rate=JACK_RATE, max_block=512)
-    signal = (0.25 * rng.standard_normal((CHANNELS, 24000))).astype(np.float32)
-    lat = live.latency_frames
     for attempt in range(3):
-        live.reset()  # before it runs: the executor is not in the callback yet
+        live = make_executor()
+        lat = live.latency_frames
         backend.set_process(rt_ffi.cast("void *", rt_ffi.addressof(rt_lib, "rt_executor_process")),
                             live.c_executor, keep_alive=live, latency_frames=lat)
         wait_until(lambda: port_latency_range(recorder.ports[0], "capture") == (lat, lat), 2.0)
@@ -451,6 +445,28 @@ def test_executor_through_the_ports_equals_offline_processing(rig, rng):
         wait_until(lambda: not backend.status().process_running, 2.0)
         if clean:
             break
+    return recording
+
+
+def test_executor_through_the_ports_equals_offline_processing(rig, rng):
+    runtime = pytest.importorskip("graph.runtime", reason="the graph executor (issue 4) is not merged yet")
+    import graph
+
+    def chain():
+        return graph.Graph(graph.Node("biquad", "low", type="low_shelf", freq_hz=120, gain_db=3),
+                           graph.Node("delay", "look", delay_frames=96), graph.Node("gain", "out", gain_db=-2))
+
+    live = runtime.Executor(chain(), channels=CHANNELS, sample_rate=JACK_RATE, max_block=512)
+    offline = runtime.Executor(chain(), channels=CHANNELS, sample_rate=JACK_RATE, max_block=512)
+    signal = (0.25 * rng.standard_normal((CHANNELS, 24000))).astype(np.float32)
+    lat = live.latency_frames
+
+    def fresh_live():
+        live.reset()  # before it runs: the executor is not in the callback yet
+        return live
+
+    recording = executor_through_ports(rig, fresh_live, signal)
+    recorder = rig[2]
     offline.reset()
     # The live executor ran on silence before the player started: with fixed
     # parameters and linear time-invariant nodes that leaves no trace.
@@ -476,24 +492,13 @@ def test_live_preset_chain_through_the_ports_equals_engine_render(rig, rng, tmp_
 
     import engine
     from engine.live import live_executor
-    from rt_kernels._rt import ffi as rt_ffi, lib as rt_lib
 
     preset = tmp_path / "livecheck.json"
     preset.write_text(json.dumps(LIVE_CHECK_PRESET))
-    backend, player, recorder = rig
     signal = (0.3 * rng.standard_normal((CHANNELS, 24000))).astype(np.float32)  # loud: compressor and limiter act
     expected = engine.render(np.ascontiguousarray(signal.T), JACK_RATE, preset=str(preset)).T
-    for attempt in range(3):
-        live, _notes = live_executor(str(preset), CHANNELS, JACK_RATE)
-        lat = live.latency_frames
-        backend.set_process(rt_ffi.cast("void *", rt_ffi.addressof(rt_lib, "rt_executor_process")),
-                            live.c_executor, keep_alive=live, latency_frames=lat)
-        wait_until(lambda: port_latency_range(recorder.ports[0], "capture") == (lat, lat), 2.0)
-        recording, clean = play_and_record(backend, player, recorder, signal, tail=lat, attempts=1)
-        backend.clear_process()
-        wait_until(lambda: not backend.status().process_running, 2.0)
-        if clean:
-            break
+    recording = executor_through_ports(rig, lambda: live_executor(str(preset), CHANNELS, JACK_RATE)[0], signal)
+    lat = recording.shape[1] - signal.shape[1]  # the recording holds signal + latency frames
     assert np.max(np.abs(expected)) > 0.5, "the chain should be doing real work here"
     np.testing.assert_allclose(recording[:, lat:], expected, atol=1e-6, rtol=0)
 
