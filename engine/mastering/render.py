@@ -18,7 +18,7 @@ from engine.mastering.measure import Measurement, _from_meter
 from engine.offline import Progress, render_blocks
 from graph import Executor
 from graph.nodes import NODE_TYPES
-from presets import Preset, PresetError, load_preset
+from presets import Preset, PresetError, load_preset, parse_preset
 from rt_kernels._validate import first_non_finite
 from rt_kernels.loudness import LoudnessMeter
 
@@ -74,7 +74,6 @@ def _apply_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
         else:
             raise PresetError(f"override {key}: preset {preset.name} has no node {node!r} "
                               f"(it has {', '.join(c['name'] for c in data['chain'])})")
-    from presets import parse_preset
     return parse_preset(data, f"{preset.name} (with overrides)", NODE_TYPES)
 
 
