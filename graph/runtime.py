@@ -184,7 +184,7 @@ class Executor:
                     raise ValueError(f"{where}: {node_name}: {reason}")
         return events
 
-    def _send(self, where: str, events, frame: int | None) -> None:
+    def _make_block(self, where: str, events):
         block = lib.rt_param_block_create(len(events))
         if block == ffi.NULL:
             raise MemoryError(f"{where}: rt_param_block_create failed")
@@ -196,12 +196,19 @@ class Executor:
                 raise RuntimeError(f"{where}: rt_param_block_set refused event {i}")
             if node is not None:
                 keep.append(node)
-        if frame is not None:
-            lib.rt_param_block_schedule(block, frame)
+        return block, keep
+
+    def _reserve(self, where: str) -> None:
         self._collect_locked()
         if len(self._in_flight) >= self.queue_capacity - 1:
             raise RuntimeError(f"{where}: {len(self._in_flight)} snapshots/plans are waiting for the audio thread "
                                f"(queue_capacity {self.queue_capacity}); is process() running?")
+
+    def _send(self, where: str, events, frame: int | None) -> None:
+        block, keep = self._make_block(where, events)
+        if frame is not None:
+            lib.rt_param_block_schedule(block, frame)
+        self._reserve(where)
         if lib.rt_executor_publish(self._ex, block) != 0:
             raise RuntimeError(f"{where}: the parameter queue is full; is process() running?")
         self._in_flight[int(ffi.cast("uintptr_t", block))] = ("block", block, keep)
@@ -230,6 +237,33 @@ class Executor:
             frame = check.count("Executor.schedule", "frame", frame, 0, (1 << 63) - 1)
             events = self._validated("Executor.schedule", params)
             self._send("Executor.schedule", events, frame)
+
+    def prepare(self, params: Mapping[str, Any]) -> "PreparedSnapshot":
+        """Validate ``params`` into a snapshot that the audio side applies itself.
+
+        The snapshot is not queued: a C source hands ``.pointer`` to the audio
+        thread through its own ring, which calls ``rt_executor_apply_now`` (or
+        ``rt_executor_drop``) between two ``rt_executor_process`` calls, e.g. at
+        the first frame of the next track, wherever that frame falls in executor
+        time.  It counts against ``queue_capacity`` until collect() sees it come
+        back; the nodes' ``values`` are not updated (call ``applied()`` once the
+        source reports it applied).
+        """
+        with self._lock:
+            events = self._validated("Executor.prepare", params)
+            block, keep = self._make_block("Executor.prepare", events)
+            self._reserve("Executor.prepare")
+            self._in_flight[int(ffi.cast("uintptr_t", block))] = ("block", block, keep)
+            return PreparedSnapshot(block, tuple(events))
+
+    def applied(self, snapshot: "PreparedSnapshot") -> None:
+        """Record a prepared snapshot's values as the nodes' current values."""
+        with self._lock:
+            for node, param, _, v in snapshot.events:
+                if node is None:
+                    self.intensity = v
+                else:
+                    node.values[param] = v
 
     def swap(self, graph: Graph) -> Plan:
         """Compile ``graph`` and publish it with one atomic pointer exchange.
@@ -319,6 +353,18 @@ class Executor:
         with self._lock:
             lib.rt_executor_reset(self._ex)
             self._collect_locked()
+
+
+@dataclass(frozen=True)
+class PreparedSnapshot:
+    """A validated parameter block not yet handed to the audio thread (Executor.prepare)."""
+
+    pointer: Any               # rt_param_block * (owned by the executor until collected)
+    events: tuple              # (node, param, param_id, value)
+
+    @property
+    def values(self) -> dict[str, float]:
+        return {("intensity" if n is None else f"{n.name}.{p}"): v for n, p, _, v in self.events}
 
 
 def db(value: float) -> float:

@@ -572,3 +572,25 @@ def test_telemetry_snapshots_are_consistent_while_processing(rng):
             assert all(n.frames == t.frames for n in t.nodes), t
     frames = [t.frames for t in snapshots]
     assert frames == sorted(frames)
+
+
+def test_prepared_snapshot_applies_exactly_where_the_audio_side_applies_it():
+    """Executor.prepare + rt_executor_apply_now: the player's track-boundary path.  The
+    snapshot lands on the first frame after the call, whatever executor time that is,
+    and comes back through collect() (as does a dropped one)."""
+    ex = Executor(Graph(Node("gain", "g", ramp_ms=0.0)), 1, 48000, max_block=64)
+    ones = np.ones((1, 1000), np.float32)
+    ex.process(ones[:, :333])
+    snap = ex.prepare({"g.gain_db": -6.0})
+    dropped = ex.prepare({"g.gain_db": 12.0})
+    assert ex.in_flight == 3            # the plan and two prepared snapshots
+    assert ex.process(ones[:, :100])[0, -1] == 1.0    # nothing applied yet
+    lib.rt_executor_apply_now(ex.c_executor, snap.pointer)
+    lib.rt_executor_drop(ex.c_executor, dropped.pointer)
+    y = ex.process(ones)[0]
+    np.testing.assert_array_equal(y, np.float32(10 ** (-6 / 20)))
+    assert ex.graph.nodes["g"].values["gain_db"] == 0.0   # values follow applied(), not prepare()
+    ex.applied(snap)
+    assert ex.graph.nodes["g"].values["gain_db"] == -6.0
+    assert ex.collect() == 2 and ex.in_flight == 1
+    assert snap.values == {"g.gain_db": -6.0}

@@ -648,6 +648,9 @@ static void apply_block(rt_executor *ex, rt_param_block *b)
     retire(ex, b);
 }
 
+void rt_executor_apply_now(rt_executor *ex, rt_param_block *block) { apply_block(ex, block); }
+void rt_executor_drop(rt_executor *ex, rt_param_block *block) { retire(ex, block); }
+
 static void drain_commands(rt_executor *ex, uint64_t now)
 {
     rt_param_block *b;

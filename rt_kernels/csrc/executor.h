@@ -141,6 +141,13 @@ void rt_executor_destroy(rt_executor *ex);
 /* AUDIO THREAD.  Any frame count; in and out are planar channel pointers
  * (`channels` each); out may be the same buffers as in.  Returns frames. */
 uint32_t rt_executor_process(rt_executor *ex, const float *const *in, float *const *out, uint32_t frames);
+/* AUDIO THREAD, between two rt_executor_process calls: apply a snapshot the
+ * control side prepared but did not publish (handed over through a source's own
+ * ring, e.g. the player's track-boundary markers), so it takes effect exactly at
+ * the next frame; or drop one without applying it.  Either way the block comes
+ * back through rt_executor_collect(). */
+void rt_executor_apply_now(rt_executor *ex, rt_param_block *block);
+void rt_executor_drop(rt_executor *ex, rt_param_block *block);
 
 /* Control thread, lock-free against the audio thread. */
 /* Queue a snapshot; returns 0, or -1 if the queue is full (collect, retry). */
