@@ -293,6 +293,32 @@ def test_missing_empty_corrupt_and_directory_are_track_errors(tmp_path):
         assert message.startswith(f"track {path}: ") and reason in message
 
 
+@pytest.mark.parametrize("ext", ["wav", "flac", "mp3"])
+def test_a_truncated_file_plays_what_it_holds_and_says_so(tmp_path, ext):
+    x = signal(48000, 2, 48000)
+    fmt, subtype = LOSSY.get(ext, (ext.upper(), "PCM_16"))
+    path = write(tmp_path / f"cut.{ext}", x, 48000, subtype, fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    track = open_track(path, 48000)
+    announced = track.frames
+    try:
+        y = read_all(track, 4096)
+    except TrackError as exc:  # FLAC: libsndfile reports the lost sync
+        assert ext == "flac"
+        assert str(exc).startswith(f"track {path}: read failed after ") and "\n" not in str(exc)
+        return
+    finally:
+        track.close()
+    assert 20000 < y.shape[0] < 30000
+    if ext == "wav":  # libsndfile takes the length from the data actually present
+        assert announced == y.shape[0] and track.missing_source_frames == 0
+        np.testing.assert_allclose(y, x[:y.shape[0]], atol=2 ** -15)
+    else:             # the MP3 header still announces the whole length: say what is missing
+        assert ext == "mp3" and announced > 40000
+        assert track.missing_source_frames == announced - y.shape[0]
+
+
 def test_a_file_with_zero_frames_is_a_track_error(tmp_path):
     path = write(tmp_path / "silence.wav", np.zeros((0, 2), np.float32), 48000, "FLOAT")
     with pytest.raises(TrackError, match=r"silence.wav: holds no audio frames"):

@@ -213,6 +213,11 @@ class _SndfileSource:
         self.position += block.shape[0]
         return block
 
+    @property
+    def missing_frames(self) -> int:
+        """Frames the header announced that the decoder did not deliver (at the end)."""
+        return max(0, self.frames - self.position) if self.at_end else 0
+
     def seek(self, frame: int) -> None:
         frame = min(frame, self.frames)
         start = max(0, frame - self._preroll)
@@ -356,6 +361,18 @@ class TrackReader:
         if n is None or self._resampler is None:
             return n
         return _resampled_length(n, self.source_rate, self.sample_rate)
+
+    @property
+    def missing_source_frames(self) -> int:
+        """Source frames the file's header announced but its decoder did not deliver.
+
+        0 while reading and for complete files; > 0 once read() has reached a premature
+        end (a truncated or damaged file: libsndfile stops quietly where a lossy stream
+        breaks off, or a WAV's data ends early).  The player can report it; FLAC's lost
+        sync is raised as a TrackError instead.  Always 0 for ffmpeg streams (no header
+        length).
+        """
+        return getattr(self._source, "missing_frames", 0)
 
     @property
     def duration_s(self) -> float | None:
