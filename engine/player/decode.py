@@ -317,14 +317,13 @@ class TrackReader:
         self.source_rate = info.sample_rate
         self.source_channels = info.channels
         self.source_frames = info.frames
-        order = "wav"
+        self.format = info.format
+        order = "wav"  # also what ffmpeg outputs, whatever the container stores
         if reader._sf is not None:
-            self.format = info.format
             if info.format == "OGG" and reader._sf.subtype in ("VORBIS", "OPUS"):
                 order = "vorbis"
             self._source = _SndfileSource(self._label, reader)
         else:
-            self.format = info.format
             self._source = _FfmpegSource(self._label, self.path, reader)
         self._reader_to_close = reader
         self._closed = False
@@ -345,7 +344,11 @@ class TrackReader:
         self._exhausted = False   # the source and the resampler are both drained
         self.position = 0
         if start_frame:
-            self.seek(start_frame)
+            try:
+                self.seek(start_frame)
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def frames(self) -> int | None:
@@ -368,9 +371,10 @@ class TrackReader:
 
         0 while reading and for complete files; > 0 once read() has reached a premature
         end (a truncated or damaged file: libsndfile stops quietly where a lossy stream
-        breaks off, or a WAV's data ends early).  The player can report it; FLAC's lost
-        sync is raised as a TrackError instead.  Always 0 for ffmpeg streams (no header
-        length).
+        breaks off).  The player can report it; FLAC's lost sync is raised as a
+        TrackError instead, and a cut WAV announces the length it really holds.  For an
+        MP3 without a LAME/Xing header the length is libsndfile's estimate, whose error
+        shows up here too.  Always 0 for ffmpeg streams (no header length).
         """
         return getattr(self._source, "missing_frames", 0)
 
