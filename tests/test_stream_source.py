@@ -331,6 +331,34 @@ def test_a_track_markers_snapshot_applies_at_its_exact_frame_at_every_offset(rng
         assert stream.status().frame_in_track == x.shape[0] - at
 
 
+def test_a_snapshot_waits_for_its_frame_through_loading_and_starved_silence(rng):
+    """A ramped parameter must start ramping on the track's first frame, not during the
+    silence before it (while the decoder is still loading, or after the ring ran dry)."""
+    def ramped():
+        return Executor(Graph(Node("gain", "g", gain_db=0.0, ramp_ms=2.0)), CH, 48000, max_block=64)
+
+    a, b = noise(rng, 700), noise(rng, 900)
+    ex = ramped()
+    stream = Stream(CH, capacity_frames=4096, executor=ex)
+    stream.set_playing(True)
+    assert stream.mark_track(1, snapshot=ex.prepare({"g.gain_db": -12.0}))
+    silent_start = play_through(stream, 1000, 256)                  # loading: marker at 0, no frames
+    write_all(stream, a)
+    assert stream.mark_track(2, snapshot=ex.prepare({"g.gain_db": 0.0}))
+    y_a = play_through(stream, 768, 256)                            # a, then dry at b's marker
+    assert stream.status().state == "starved" and stream.status().token == 1
+    write_all(stream, b)
+    y_b = play_through(stream, 1024, 256)
+    assert not silent_start.any()
+    ref = ramped()
+    ref.publish({"g.gain_db": -12.0})
+    np.testing.assert_array_equal(y_a[:, :700], ref.process(np.ascontiguousarray(a.T)))
+    ref.publish({"g.gain_db": 0.0})
+    recovering = b.T.copy()
+    recovering[:, :stream.fade_frames] *= fade_table(stream.fade_frames)   # recovery from the underrun fades in
+    np.testing.assert_array_equal(y_b[:, :900], ref.process(recovering))
+
+
 def test_output_is_block_size_invariant_through_a_chain_with_markers_and_fades(rng):
     def run(block: int) -> np.ndarray:
         ex = Executor(Graph(Node("biquad", "lo", type="low_shelf", freq_hz=200.0, gain_db=3.0),

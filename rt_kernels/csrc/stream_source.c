@@ -296,6 +296,16 @@ static int end_marker_waiting(rt_stream *s)
     return 0;
 }
 
+/* An end marker at or before the read position (behind track markers at the same place). */
+static int end_marker_reached(rt_stream *s, uint64_t r)
+{
+    uint32_t head = atomic_load_explicit(&s->marker_head, memory_order_relaxed);
+    uint32_t tail = atomic_load_explicit(&s->marker_tail, memory_order_acquire);
+    for (; head != tail && s->markers[head & s->marker_mask].position <= r; head++)
+        if (s->markers[head & s->marker_mask].kind == RT_STREAM_MARK_END) return 1;
+    return 0;
+}
+
 /* Apply every marker at or before the read position. */
 static void pass_markers(rt_stream *s, uint64_t r)
 {
@@ -342,7 +352,6 @@ static uint32_t fill(rt_stream *s, uint32_t n, uint32_t call_left)
         silence(dst, C, n);
         return n;
     }
-    pass_markers(s, r);
     uint64_t avail = atomic_load_explicit(&s->write_pos, memory_order_acquire) - r;
     if (s->st.state != RT_STREAM_RUNNING) {
         /* Start (or restart after running dry) only with a whole call's worth, so
@@ -352,10 +361,18 @@ static uint32_t fill(rt_stream *s, uint32_t n, uint32_t call_left)
             s->fade_pos = (s->st.state == RT_STREAM_LOADING && s->start_full) ? F : 0;
             s->st.state = RT_STREAM_RUNNING;
         } else {
+            if (end_marker_reached(s, r)) pass_markers(s, r);
             if (s->st.state == RT_STREAM_STARVED && want) s->st.underrun_frames += n;
             silence(dst, C, n);
             return n;
         }
+    }
+    /* A track marker's block is applied only when its frame is about to be played
+     * (not during silence before it, where a parameter ramp would already run). */
+    if (avail > 0 || end_marker_reached(s, r)) pass_markers(s, r);
+    if (s->st.state == RT_STREAM_ENDED) {
+        silence(dst, C, n);
+        return n;
     }
     uint64_t limit = n;
     const marker *m = next_marker(s);
@@ -363,7 +380,7 @@ static uint32_t fill(rt_stream *s, uint32_t n, uint32_t call_left)
     if (s->seek_pending && s->pending_pos - r < limit) limit = s->pending_pos - r;
     if (!want && s->fade_pos < limit) limit = s->fade_pos;           /* stop where a fade-out ends */
     uint32_t take = (uint32_t)(avail < limit ? avail : limit);
-    if (take == 0) { /* the ring ran dry mid-stream (limit >= 1 here, so avail == 0) */
+    if (take == 0) { /* the ring ran dry mid-stream (limit >= 1 unless avail == 0) */
         s->st.state = RT_STREAM_STARVED;
         s->st.underrun_events++;
         if (want) s->st.underrun_frames += n;
