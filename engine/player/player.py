@@ -61,6 +61,7 @@ class _Entry:
     snapshot: Any = None            # PreparedSnapshot riding on the marker
     reader: Any = None              # TrackReader while this is the track being written
     tail: np.ndarray | None = None  # frames held back for a crossfade into the next track
+    errors: list = field(default_factory=list)  # (track, message) of files skipped before it
 
 
 @dataclass
@@ -121,6 +122,8 @@ class Player:
         self._seeks_issued = 0
         self._seek_position = 0                # write position at the last seek
         self._end_marked = False
+        self._deferred: list = []              # errors found ahead of the audio, reported at their place
+        self._end_errors: list = []
         self._underruns_reported = 0
         self._queue_version = self.queue.version
         self._first_chunk = False
@@ -397,9 +400,12 @@ class Player:
         self._entries.clear()
         self._started = None
         self._end_marked = False
+        self._deferred, self._end_errors = [], []
 
-    def _open(self, track: Track, frame: int, reader=None):
-        """(track, reader) of the first playable track from `track` on; error events for the others."""
+    def _open(self, track: Track, frame: int, reader=None, *, defer: bool = False):
+        """(track, reader) of the first playable track from `track` on.  The others get
+        "error" events, at once, or (defer: found while pre-decoding) when the audio
+        reaches the place where they would have played."""
         tried = 0
         while track is not None and tried <= len(self.queue):
             tried += 1
@@ -409,7 +415,7 @@ class Player:
                     return track, reader
                 return track, open_track(track.path, self.sample_rate, self.channels, start_frame=frame)
             except TrackError as exc:
-                self._emit("error", track=track, message=f"{exc}; skipped")
+                self._error(track, f"{exc}; skipped", defer)
                 if reader is not None:
                     reader.close()
                 reader = None
@@ -426,6 +432,7 @@ class Player:
         self._seek_stream(fade_in)
         self._end_marked = False
         self._entries = {}
+        self._deferred, self._end_errors = [], []
         self.stream.set_playing(not paused)
         if not paused:
             self._to(PlayerState.LOADING, track=track)
@@ -441,8 +448,15 @@ class Player:
         self._started = entry
         self._first_chunk = True
 
+    def _error(self, track: Track, message: str, defer: bool) -> None:
+        if defer:
+            self._deferred.append((track, message))
+        else:
+            self._emit("error", track=track, message=message)
+
     def _new_entry(self, track: Track, frame: int, reader) -> _Entry:
         entry = _Entry(self._next_token, track, frame, reader.frames, self._snapshot(track), reader)
+        entry.errors, self._deferred = self._deferred, []
         self._next_token += 1
         self._entries[entry.token] = entry
         self._write = entry
@@ -456,7 +470,7 @@ class Player:
             params = self.track_params(track)
             return self.executor.prepare(params) if params else None
         except Exception as exc:  # the track still plays, with the parameters in force
-            self._emit("error", track=track, message=f"track {track.path}: parameters refused ({exc})")
+            self._error(track, f"track {track.path}: parameters refused ({exc})", True)
             return None
 
     def _following(self, track: Track, *, skip: bool = False) -> Track | None:
@@ -508,8 +522,8 @@ class Player:
         self._first_chunk = False
         try:
             block = w.reader.read(size)
-        except TrackError as exc:
-            self._emit("error", track=w.track, message=f"{exc}; skipped")
+        except TrackError as exc:  # reported where the audio is cut short
+            self._error(w.track, f"{exc}; skipped", True)
             block = np.empty((0, self.channels), np.float32)
         if block.shape[0]:
             x = self.crossfade_frames
@@ -528,12 +542,13 @@ class Player:
         w.reader = None
         tail = w.tail
         w.tail = None
-        track, reader = self._open(self._following(w.track), 0)
+        track, reader = self._open(self._following(w.track), 0, defer=True)
         if track is None:
             if tail is not None and tail.shape[0]:
                 self._actions.append(("frames", tail))
             self._actions.append(("end",))
             self._end_marked = True
+            self._end_errors, self._deferred = self._deferred, []
             self._write = None
             return
         if tail is None or not tail.shape[0]:
@@ -542,7 +557,7 @@ class Player:
         try:
             head = reader.read(tail.shape[0])
         except TrackError as exc:
-            self._emit("error", track=track, message=f"{exc}; skipped")
+            self._error(track, f"{exc}; skipped", True)
             head = np.empty((0, self.channels), np.float32)
         k = min(tail.shape[0], head.shape[0])
         if tail.shape[0] > k:  # the next track is shorter than the crossfade
@@ -585,6 +600,9 @@ class Player:
                 del self._entries[old]
         if entry is None:
             return
+        for track, message in entry.errors:
+            self._emit("error", track=track, message=message)
+        entry.errors = []
         if entry.snapshot is not None:
             self.executor.applied(entry.snapshot)
         if entry.track != self.queue.current and entry.track in self.queue.tracks():
@@ -614,6 +632,9 @@ class Player:
         if self.queue.peek_following() is None:  # no current track: play() starts the queue over
             self.queue.advance(auto=True)
         self._queue_version = self.queue.version
+        for track, message in self._end_errors:
+            self._emit("error", track=track, message=message)
+        self._end_errors = []
         if played:
             self._to(PlayerState.STOPPED)
         else:
