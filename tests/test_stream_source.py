@@ -302,7 +302,12 @@ def test_drain_returns_queued_snapshots_to_the_executor():
 def test_marker_ring_full_is_reported_not_overwritten():
     stream = Stream(CH, capacity_frames=1024, marker_capacity=4)
     assert all(stream.mark_track(k) for k in range(4))
+    assert stream.marker_room == 0
     assert not stream.mark_track(5) and not stream.mark_end()
+    stream.set_playing(True)
+    write_all(stream, ramp(10))
+    stream.process(10)                       # passes the four markers at position 0
+    assert stream.marker_room == 4
 
 
 # -- markers: parameter snapshots at the exact frame ------------------------------------

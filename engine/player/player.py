@@ -58,7 +58,7 @@ class _Entry:
     track: Track
     start_frame: int                # the track's frame at the marker
     frames: int | None              # track length at the engine rate (None: unknown)
-    snapshot: Any = None            # PreparedSnapshot riding on the marker
+    snapshot: Any = None            # PreparedSnapshot riding on the marker (prepared when it is pushed)
     reader: Any = None              # TrackReader while this is the track being written
     tail: np.ndarray | None = None  # frames held back for a crossfade into the next track
     errors: list = field(default_factory=list)  # (track, message) of files skipped before it
@@ -289,8 +289,13 @@ class Player:
                         cmd.error = exc
                     cmd.done.set()
                     continue
-                self._produce()
-                self._poll()
+                try:
+                    self._produce()
+                    self._poll()
+                except Exception as exc:  # a bug must not leave the queue half-played in silence
+                    self._stop_stream()
+                    self._to(PlayerState.ERROR, message=f"internal error: {type(exc).__name__}: {exc}")
+                    self._emit("error", message=f"player: internal error: {type(exc).__name__}: {exc}; stopped")
         finally:
             with self._cv:
                 self._closed = True
@@ -455,7 +460,7 @@ class Player:
             self._emit("error", track=track, message=message)
 
     def _new_entry(self, track: Track, frame: int, reader) -> _Entry:
-        entry = _Entry(self._next_token, track, frame, reader.frames, self._snapshot(track), reader)
+        entry = _Entry(self._next_token, track, frame, reader.frames, None, reader)
         entry.errors, self._deferred = self._deferred, []
         self._next_token += 1
         self._entries[entry.token] = entry
@@ -463,14 +468,14 @@ class Player:
         self._actions.append(("mark", entry))
         return entry
 
-    def _snapshot(self, track: Track):
+    def _snapshot(self, entry: _Entry):
         if self.track_params is None:
             return None
         try:
-            params = self.track_params(track)
+            params = self.track_params(entry.track)
             return self.executor.prepare(params) if params else None
         except Exception as exc:  # the track still plays, with the parameters in force
-            self._error(track, f"track {track.path}: parameters refused ({exc})", True)
+            entry.errors.append((entry.track, f"track {entry.track.path}: parameters refused ({exc})"))
             return None
 
     def _following(self, track: Track, *, skip: bool = False) -> Track | None:
@@ -513,8 +518,15 @@ class Player:
                 return False
             return True
         if kind == "mark":
+            # Prepared only once the marker surely fits: a snapshot handed to the stream
+            # always comes back to the executor (applied, dropped by a seek, or drained).
             e = action[1]
-            return self.stream.mark_track(e.token, e.start_frame, e.snapshot)
+            if self.stream.marker_room == 0:
+                return False
+            e.snapshot = self._snapshot(e)
+            if not self.stream.mark_track(e.token, e.start_frame, e.snapshot):
+                raise RuntimeError("Player: the stream refused a marker it had room for")
+            return True
         return self.stream.mark_end()
 
     def _decode(self, w: _Entry) -> None:

@@ -128,6 +128,11 @@ class Stream:
         """Samples that were NaN/Inf on write (stored as 0)."""
         return int(lib.rt_stream_nonfinite_samples(self._s))
 
+    @property
+    def marker_room(self) -> int:
+        """Free marker slots (only grows until this thread marks again)."""
+        return int(lib.rt_stream_marker_room(self._s))
+
     def mark_track(self, token: int, track_frame: int = 0, snapshot: Any = None) -> bool:
         """Track ``token`` starts at the write position, whose frame is the track's
         ``track_frame``; ``snapshot`` (Executor.prepare) is applied right before that

@@ -177,6 +177,14 @@ uint32_t rt_stream_write(rt_stream *s, const float *interleaved, uint32_t frames
     return n;
 }
 
+uint32_t rt_stream_marker_room(const rt_stream *s)
+{
+    rt_stream *m = (rt_stream *)s;
+    uint32_t tail = atomic_load_explicit(&m->marker_tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&m->marker_head, memory_order_acquire);
+    return s->marker_mask + 1 - (tail - head);
+}
+
 int rt_stream_mark(rt_stream *s, uint32_t kind, uint64_t token, uint64_t track_frame, rt_param_block *block)
 {
     if (kind != RT_STREAM_MARK_TRACK && kind != RT_STREAM_MARK_END) return -1;

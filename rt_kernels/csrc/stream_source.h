@@ -95,6 +95,9 @@ int rt_stream_mark(rt_stream *s, uint32_t kind, uint64_t token, uint64_t track_f
  * fading in if fade_in (a mid-track position), at full level if not (a track's
  * first frame), whether it is playing now or resumed later. */
 void rt_stream_seek(rt_stream *s, int fade_in);
+/* Producer: free marker slots (a marker fits if > 0; only the consumer changes it,
+ * upwards), so a parameter block is prepared only when it can be handed over. */
+uint32_t rt_stream_marker_room(const rt_stream *s);
 uint64_t rt_stream_nonfinite_samples(const rt_stream *s);
 
 /* Control (any thread): play (1) or pause (0).  Pausing fades out over
