@@ -230,6 +230,95 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_play(args: argparse.Namespace) -> int:
+    """`auralis-rt play`: files -> player -> the preset's live chain -> outputs."""
+    import contextlib
+    import threading
+    import time
+
+    from engine.backends import open_host, run_host, status_line
+    from engine.live import live_executor, meter_text
+    from engine.player.player import Player
+
+    from graph.nodes import NODE_TYPES
+    from presets import load_preset
+
+    def clock(seconds: float) -> str:
+        return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+    preset = load_preset(args.preset, node_types=NODE_TYPES)  # a bad preset fails before any audio starts
+    with contextlib.ExitStack() as stack:
+        host = stack.enter_context(open_host(args.backend, jack_server=args.jack_server, channels=2))
+        for note in host.notes:
+            print(note, flush=True)
+        status = host.backend.status()
+        rate = float(status.sample_rate)
+        executor, notes = live_executor(preset, 2, rate)
+        player = Player(executor, crossfade_s=args.crossfade)
+        stack.callback(player.close)
+        finished = threading.Event()
+        counts = {"tracks": 0, "errors": 0}
+
+        def on_event(event) -> None:  # the player's event thread
+            if event.kind == "track":
+                counts["tracks"] += 1
+                d = event.data
+                length = "" if d.get("frames") is None else f" ({clock(d['frames'] / d['sample_rate'])})"
+                place = "" if d.get("index") is None else f"{d['index'] + 1}/{d['queue_length']} "
+                print(f"track {place}{event.track.path}{length}", flush=True)
+            elif event.kind == "error":
+                counts["errors"] += 1
+                print(f"error: {event.message}", flush=True)
+            elif event.kind == "underrun":
+                print(f"underrun: the decoder fell behind ({event.data['events']} so far)", flush=True)
+            elif event.kind == "end":
+                finished.set()
+
+        player.subscribe(on_event)
+        player.attach(host.backend)
+        player.queue.add(*args.files)
+        for note in notes:
+            print(note, flush=True)
+        print(f"auralis-rt play: {len(args.files)} file(s), {host.kind}, server {host.server_name!r}, "
+              f"{status.sample_rate} Hz x {status.period}, preset {args.preset}, latency "
+              f"{executor.latency_frames} frames" + (f", crossfade {args.crossfade:g} s" if args.crossfade else "")
+              + ("" if args.no_repl else " (the REPL is not there yet: status once per second, Ctrl-C stops)"),
+              flush=True)
+        last = {"t": 0.0}
+
+        def tick(st) -> None:
+            if "sample_rate" in (host.backend.poll_events() if hasattr(host.backend, "poll_events") else []):
+                print(f"auralis-rt play: the server's sample rate changed to {st.sample_rate} Hz; stopping",
+                      file=sys.stderr, flush=True)
+                finished.set()
+            now = time.monotonic()
+            if args.quiet or finished.is_set() or now - last["t"] < 1.0:
+                return
+            last["t"] = now
+            track, _, seconds = player.position()
+            where = f"{player.state.value} {clock(seconds)} {track.title if track else '-'}"
+            print(status_line(st, f"{where}  {meter_text(executor)}"), flush=True)
+
+        player.play()
+        try:
+            final = run_host(host, duration_s=args.duration, interval_s=0.2, on_tick=tick,
+                             should_stop=finished.is_set)
+        except KeyboardInterrupt:
+            final = host.backend.status()
+        events, frames = player.underruns
+        player.stop()
+        print(f"done: {counts['tracks']} track(s) played, {counts['errors']} error(s), {events} underrun(s) "
+              f"({frames} frames), {final.xruns} xruns", flush=True)
+        if getattr(final, "shutdown", False):
+            print(f"auralis-rt play: the audio server went away ({final.shutdown_reason or 'no reason given'})",
+                  file=sys.stderr)
+            return 1
+        if counts["tracks"] == 0 and counts["errors"]:
+            print("auralis-rt play: no file could be played", file=sys.stderr)
+            return EXIT_INPUT
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auralis-rt",
@@ -292,6 +381,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=_in_range(1.0, 3600.0, "s"), default=5.0)
     demo.add_argument("--preset", default="adaptive")
     demo.set_defaults(func=_cmd_demo)
+    play = sub.add_parser("play", help="play files through a preset's live chain (gapless queue)",
+                          description="Play FILE... in order through the live chain of a preset, gapless (or "
+                                      "crossfaded). Unplayable files are reported and skipped. --backend auto uses "
+                                      "a running JACK server or a private one (dummy driver). Exit status: 0 ok, "
+                                      "1 audio server problem, 2 bad arguments or preset, 3 no file could be played.")
+    play.add_argument("files", nargs="+", metavar="FILE")
+    play.add_argument("--preset", default="adaptive", help="shipped preset name or a JSON file (default: adaptive)")
+    play.add_argument("--backend", choices=("auto", "jack", "portaudio"), default="auto")
+    play.add_argument("--jack-server", metavar="NAME", help="JACK server name (default: $JACK_DEFAULT_SERVER or default)")
+    play.add_argument("--no-repl", action="store_true", help="no interactive prompt; end with the queue")
+    play.add_argument("--crossfade", type=_in_range(0.0, 30.0, "s"), default=0.0,
+                      help="equal-power crossfade between tracks in seconds (default 0: gapless)")
+    play.add_argument("--duration", type=_in_range(0.0, 1e9, "s"), help="stop after S seconds")
+    play.add_argument("--quiet", action="store_true", help="no status line per second")
+    play.set_defaults(func=_cmd_play)
     return parser
 
 

@@ -374,3 +374,51 @@ def test_crossfade_mixes_equal_power_and_keeps_the_length(tmp_path):
     start = int(np.flatnonzero(y[0])[0])
     np.testing.assert_array_equal(y[:, start:start + expect.shape[0]], expect.T)
     assert not y[:, start + expect.shape[0]:].any()
+
+
+# -- the command line ----------------------------------------------------------------------
+
+def play_command(*args):
+    """This checkout's command line (an installed `auralis-rt` may be another version)."""
+    return [sys.executable, "-m", "engine", "play", *args]
+
+
+def clean_env():
+    import os
+
+    env = dict(os.environ)
+    env.pop("JACK_DEFAULT_SERVER", None)
+    return env
+
+
+@pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed")
+def test_cli_play_plays_the_queue_reports_the_bad_file_and_stops_its_server(tmp_path):
+    import re
+
+    sf.write(tmp_path / "one.wav", noise(0.6, RATE, 1), RATE, subtype="FLOAT")
+    sf.write(tmp_path / "three.flac", noise(0.4, 44100, 3), 44100)
+    (tmp_path / "two.wav").write_bytes(b"not audio" * 50)
+    r = subprocess.run(play_command(str(tmp_path / "one.wav"), str(tmp_path / "two.wav"), str(tmp_path / "three.flac"),
+                                    "--no-repl", "--preset", "transparent"),
+                       capture_output=True, text=True, timeout=120, env=clean_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    tracks = [line for line in lines if line.startswith(("track ", "error: "))]
+    assert tracks[0] == f"track 1/3 {tmp_path / 'one.wav'} (0:00.6)"
+    assert tracks[1].startswith(f"error: track {tmp_path / 'two.wav'}: ") and tracks[1].endswith("; skipped")
+    assert tracks[2] == f"track 3/3 {tmp_path / 'three.flac'} (0:00.4)"
+    assert lines[-1].startswith("done: 2 track(s) played, 1 error(s), 0 underrun(s)")
+    name = re.search(r"private JACK server '([^']+)'", r.stdout).group(1)
+    assert subprocess.run(["pgrep", "-f", f"jackd -n {name}"], capture_output=True).returncode == 1
+
+
+def test_cli_play_refuses_a_bad_preset_and_says_when_nothing_could_play(tmp_path):
+    r = subprocess.run(play_command(str(tmp_path / "x.wav"), "--no-repl", "--preset", "nosuch"),
+                       capture_output=True, text=True, timeout=60, env=clean_env(), cwd=ROOT)
+    assert r.returncode == 2 and "preset nosuch: no such preset" in r.stderr
+    if shutil.which("jackd"):
+        r = subprocess.run(play_command(str(tmp_path / "x.wav"), "--no-repl", "--quiet"),
+                           capture_output=True, text=True, timeout=60, env=clean_env(), cwd=ROOT)
+        assert r.returncode == 3, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == "auralis-rt play: no file could be played"
+        assert f"error: track {tmp_path / 'x.wav'}:" in r.stdout

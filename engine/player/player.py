@@ -627,7 +627,8 @@ class Player:
         if entry.start_frame == 0:
             self._emit("track", track=entry.track,
                        message=f"{entry.track.title}",
-                       data={"index": self._index_of(entry.track), "token": token})
+                       data={"index": self._index_of(entry.track), "queue_length": len(self.queue),
+                             "frames": entry.frames, "sample_rate": self.sample_rate, "token": token})
 
     def _index_of(self, track: Track) -> int | None:
         try:
