@@ -134,5 +134,63 @@ def main(spec_path: str) -> dict:
     return results
 
 
+def rtcheck(directory: str, seconds: float) -> dict:
+    """Run with LD_PRELOAD=librtcheck.so (tests/csrc/rtcheck.c): the player's callback
+    (stream + the default mastering chain) for `seconds` while the control side keeps
+    commanding (seek, pause/resume, next, gapless track changes with per-track
+    snapshots) and reading positions; returns the checker's counts."""
+    import os
+
+    from engine.live import live_executor
+    from tests.jack_rtcheck_child import NAMES, counts
+
+    os.environ.pop("LD_PRELOAD", None)  # jackd (a child of ours) need not carry the checker
+    paths = sorted(str(p) for p in Path(directory).glob("*.wav"))
+    with PrivateJackServer(rate=RATE, period=PERIOD) as server:
+        backend = JackBackend("rtcheck-player", server=server.name, channels=2, lock_memory=False)
+        executor, _ = live_executor("adaptive", 2, RATE)
+        gains = iter(range(10 ** 9))
+        player = Player(executor, track_params=lambda t: {"input.gain_db": -float(next(gains) % 6)})
+        player.attach(backend)
+        backend.activate()
+        backend.autoconnect([], [])
+        player.queue.add(*paths)
+        player.queue.repeat = "all"
+        player.play()
+        commands = 0
+        start = time.monotonic()
+        before = counts()
+        step = 0
+        while time.monotonic() - start < seconds:
+            time.sleep(0.05)
+            step += 1
+            if step % 7 == 0:
+                player.next()
+            elif step % 5 == 0:
+                player.seek(0.1 * (step % 3))
+            elif step % 3 == 0:
+                player.pause()
+                time.sleep(0.02)
+                player.resume()
+            player.position()
+            commands += 1
+            backend.status()
+            backend.collect()
+        after = counts()
+        tracks = player.position()
+        status = backend.status()
+        underruns = player.underruns
+        player.close()
+        backend.destroy()
+    return {"inside": {k: after["inside"][k] - before["inside"][k] for k in NAMES},
+            "outside": {k: after["outside"][k] - before["outside"][k] for k in NAMES},
+            "callbacks": after["brackets"] - before["brackets"], "commands": commands,
+            "param_blocks": executor.telemetry().param_blocks, "xruns": status.xruns,
+            "underruns": list(underruns), "last_track": Path(tracks[0].path).name if tracks[0] else None}
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])))
+    if sys.argv[1] == "rtcheck":
+        print(json.dumps(rtcheck(sys.argv[2], float(sys.argv[3]))))
+    else:
+        print(json.dumps(main(sys.argv[1])))

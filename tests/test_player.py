@@ -207,6 +207,27 @@ def test_a_corrupt_and_a_missing_file_are_skipped_with_error_events(played):
     assert result["state"] == "stopped"
 
 
+@pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed")
+def test_the_players_callback_makes_no_allocation_lock_or_gil_call(tmp_path, rtcheck_library):
+    """5 s of the stream + default mastering chain in the JACK callback while the control
+    side seeks, pauses, resumes, skips, and tracks change gaplessly with a parameter
+    snapshot each: nothing on the JACK process thread allocates, frees, locks or takes
+    the GIL (LD_PRELOAD checker, tests/csrc/rtcheck.c)."""
+    import os
+
+    for k in range(3):
+        sf.write(tmp_path / f"t{k}.wav", noise(0.35, RATE, 20 + k), RATE, subtype="FLOAT")
+    env = dict(os.environ, LD_PRELOAD=str(rtcheck_library), PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "tests.player_scenarios", "rtcheck", str(tmp_path), "5"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = json.loads(r.stdout.strip().splitlines()[-1])
+    assert counts["callbacks"] > 500 and counts["commands"] > 50
+    assert counts["param_blocks"] > 10, counts          # snapshots applied on the audio thread
+    assert counts["inside"] == {k: 0 for k in counts["inside"]}, counts
+    assert counts["outside"] == {k: 0 for k in counts["outside"]}, counts
+
+
 # -- in-process: an audio thread driving the stream from Python (C call, GIL released) -----
 
 class AudioThread:
