@@ -25,8 +25,10 @@ track and the first of the next are mixed (equal power) here, on the decoder thr
 the next track's marker sits where the mix begins.
 
 Pre-decoding.  The following track is opened and written while the current one still
-plays (up to ring_seconds ahead), so queue changes that concern what follows the
-current track take effect only if made before its last ring_seconds.
+plays (up to ring_seconds ahead), but never more than one track ahead of what is heard:
+queue changes (edits, repeat, shuffle) apply from the track after the next one, and to
+the next one too if made before the current track's last ring_seconds.  (A track much
+shorter than the time to open the next file, a few ms, could therefore underrun.)
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class _Entry:
     reader: Any = None              # TrackReader while this is the track being written
     tail: np.ndarray | None = None  # frames held back for a crossfade into the next track
     errors: list = field(default_factory=list)  # (track, message) of files skipped before it
+    eof: bool = False               # decoded to the end; the next track waits until this one is heard
 
 
 @dataclass
@@ -312,7 +315,10 @@ class Player:
         """Something to write and room for it (else the loop waits POLL_S)."""
         if self._actions:
             return self.stream.writable > 0
-        return self._write is not None and self._write.reader is not None and self._buffered() < self._ring_target
+        w = self._write
+        if w is None or w.reader is None:
+            return False
+        return self._heard_token >= w.token if w.eof else self._buffered() < self._ring_target
 
     def _execute(self, cmd: _Command):
         state = self._sm.state
@@ -503,10 +509,15 @@ class Player:
                 return
             self._actions.popleft()
         w = self._write
-        if w is not None and w.reader is not None and self._buffered() < self._ring_target:
+        if w is None or w.reader is None:
+            return
+        if w.eof:
+            if self._heard_token >= w.token:   # one track ahead of what is heard, no more
+                self._advance(w)
+        elif self._buffered() < self._ring_target:
             self._decode(w)
-            while self._actions and self._push(self._actions[0]):
-                self._actions.popleft()
+        while self._actions and self._push(self._actions[0]):
+            self._actions.popleft()
 
     def _push(self, action) -> bool:
         kind = action[0]
@@ -546,7 +557,7 @@ class Player:
             if block.shape[0]:
                 self._actions.append(("frames", np.ascontiguousarray(block)))
             return
-        self._advance(w)
+        w.eof = True
 
     def _advance(self, w: _Entry) -> None:
         """`w` is written out: on to the following track (gapless / crossfaded) or the end."""
