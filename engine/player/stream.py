@@ -44,7 +44,8 @@ class StreamStatus:
     underrun_frames: int    # frames of silence output while starved and playing
     markers_passed: int
     markers_dropped: int    # skipped by seeks
-    seeks: int              # seeks carried out
+    seeks: int              # seeks issued up to the last one carried out (equals the number
+                            # issued once the audio thread has caught up)
     frames_out: int         # frames produced
     frames_played: int      # of those, frames taken from the ring
     state: str              # loading / running / starved / ended

@@ -285,7 +285,7 @@ static void jump(rt_stream *s)
         s->start_full = !s->pending_fade_in;
     }
     s->seek_pending = 0;
-    s->st.seeks++;
+    s->st.seeks = s->seek_seen; /* seeks issued in a burst are carried out as one */
 }
 
 static const marker *next_marker(rt_stream *s)

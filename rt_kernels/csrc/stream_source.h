@@ -52,7 +52,8 @@ typedef struct rt_stream_status {
     uint64_t underrun_frames;   /* output frames of silence while starved and playing */
     uint64_t markers_passed;    /* markers applied (track + end) */
     uint64_t markers_dropped;   /* markers skipped by seeks */
-    uint64_t seeks;             /* seeks carried out */
+    uint64_t seeks;             /* seeks issued up to the last one carried out (a burst of
+                                   seeks is carried out as one jump to the latest) */
     uint64_t frames_out;        /* frames produced by rt_stream_process */
     uint64_t frames_played;     /* of those, frames taken from the ring */
     uint32_t state;             /* RT_STREAM_LOADING .. RT_STREAM_ENDED */
