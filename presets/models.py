@@ -75,17 +75,12 @@ class NodeConfig(BaseModel):
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     bypass: bool = False
 
-    @field_validator("params")
-    @classmethod
-    def _finite(cls, params: dict[str, Any]) -> dict[str, Any]:
-        # Also without the node types: a preset file can never hold NaN or Inf.
-        for key, value in params.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"params.{key} = {value!r} is not a finite number")
-        return params
-
     @model_validator(mode="after")
     def _known_type_and_params(self, info: ValidationInfo) -> "NodeConfig":
+        for key, value in self.params.items():
+            # Also without the node types: a preset can never hold NaN or Inf.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"params.{key} = {value!r} is not a finite number")
         node_types = (info.context or {}).get("node_types")
         if node_types is None:
             return self
@@ -216,8 +211,12 @@ def format_errors(source: str, exc: ValidationError, data: Any) -> str:
             lines.append(f"preset {source}: {loc} is empty; it needs at least one node")
         else:
             value = err.get("input")
-            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-            lines.append(f"preset {source}: {loc} = {shown} {msg}" if loc else f"preset {source}: {msg}")
+            if not loc:
+                lines.append(f"preset {source}: {msg}")
+            elif isinstance(value, (dict, list)):  # a whole node or object: the message names the field
+                lines.append(f"preset {source}: {loc}: {msg}")
+            else:
+                lines.append(f"preset {source}: {loc} = {value!r} {msg}")
     return "\n".join(lines)
 
 
