@@ -110,8 +110,8 @@ def is_switch(spec: Any) -> bool:
 
 def canonical_value(spec: Any, value: Any) -> float | int | str | bool:
     """A parameter value as a preset stores it: an enumeration by name (also from its
-    integer code, e.g. a value read back from a running graph), a switch as a bool,
-    anything else unchanged.  ``spec`` is a graph ParamSpec; the value is assumed to
+    integer code, e.g. a value read back from a running graph), a switch as a bool, a
+    whole-number parameter as an int, anything else unchanged.  ``spec`` is a graph ParamSpec; the value is assumed to
     have passed ``spec.check``."""
     if spec.choices is not None and not isinstance(value, str):
         for name, code in spec.choices.items():
@@ -120,6 +120,8 @@ def canonical_value(spec: Any, value: Any) -> float | int | str | bool:
         return value
     if is_switch(spec) and not isinstance(value, str):
         return bool(value)
+    if spec.integer and isinstance(value, float) and value.is_integer():
+        return int(value)  # a count read back from the graph (C units are doubles)
     return value
 
 

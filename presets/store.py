@@ -42,8 +42,8 @@ from typing import Any, Iterable, Mapping
 import platformdirs
 
 from presets.migrations import SchemaVersionError, migrate
-from presets.models import (NAME_PATTERN, SCHEMA_VERSION, SHIPPED_DIR, NodeConfig, Preset, PresetError, is_switch,
-                            parse_preset)
+from presets.models import (NAME_PATTERN, SCHEMA_VERSION, SHIPPED_DIR, NodeConfig, Preset, PresetError, canonical_value,
+                            is_switch, parse_preset)
 
 APP_NAME = "auralis-rt"
 _NAME = re.compile(NAME_PATTERN)
@@ -413,6 +413,34 @@ def save(preset: Preset, name: str | None = None, *, overwrite: bool = False, di
     return path
 
 
+def with_values(preset: Preset, values: Mapping[str, Any], node_types: Mapping[str, Any]) -> Preset:
+    """``preset`` with values in the graph's publish-key form applied: ``"node.param"``,
+    ``"node.bypass"``, ``"intensity"`` -- e.g. what a running chain holds, to save it.
+    Values may be as the graph keeps them (floats, enumeration codes): they are stored
+    the preset way (names, booleans, whole numbers as ints).  The result is validated;
+    PresetError names the first unknown node or bad value."""
+    data = preset.model_dump(mode="python")
+    nodes = {n["name"]: n for n in data["chain"]}
+    for key, value in values.items():
+        if key == "intensity":
+            data["intensity"] = value
+            continue
+        node_name, dot, param = key.partition(".")
+        if not dot or node_name not in nodes:
+            raise PresetError(f"preset {preset.name}: {key!r} names no node of the chain "
+                              f"({', '.join(nodes)}; keys are node.param, node.bypass or intensity)")
+        if param == "bypass":
+            if isinstance(value, str) or value not in (0, 1):
+                raise PresetError(f"preset {preset.name}: {key} = {value!r} must be true/false (or 1/0)")
+            nodes[node_name]["bypass"] = bool(value)
+            continue
+        node_type = node_types.get(nodes[node_name]["type"])
+        spec = None if node_type is None else next(
+            (s for s in (*node_type.params, *node_type.options) if s.name == param), None)
+        nodes[node_name]["params"][param] = value if spec is None else canonical_value(spec, value)
+    return parse_preset(data, f"{preset.name} (with new values)", node_types)
+
+
 # ---- comparing ----------------------------------------------------------------------------------
 
 _TOP_FIELDS = ("name", "description", "adaptive", "eq_target", "eq_strength", "reference_lufs", "intensity")
@@ -536,4 +564,4 @@ def schema(node_types: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 __all__ = ["APP_NAME", "Loaded", "PresetEntry", "diff", "find_preset", "list_presets", "load", "open_preset",
-           "preset_data", "save", "schema", "user_dir"]
+           "preset_data", "save", "schema", "user_dir", "with_values"]

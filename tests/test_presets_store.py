@@ -132,6 +132,38 @@ def test_save_and_reload_reproduces_every_value_exactly(udir, rng):
     assert leftovers(udir) == []
 
 
+def chain_executor(preset):
+    from graph import Executor, Graph, Node
+
+    nodes = [Node(c.type, c.name, **c.params, bypass=c.bypass) for c in preset.chain]
+    return Executor(Graph(*nodes), 2, 48000.0, max_block=256, intensity=preset.intensity), nodes
+
+
+def test_a_running_chain_saved_and_reloaded_sounds_and_reads_the_same(udir, rng):
+    """The REPL's `preset save`: values as the graph holds them (floats, enumeration codes)
+    become a preset; reloading it builds a chain with every value and the output identical."""
+    executor, nodes = chain_executor(warm())
+    executor.publish({"comp.threshold_db": -18.123456789, "comp.link": "mean", "comp.auto_makeup": 1,
+                      "width.bypass": True, "width.width_3": 1.0 / 3.0, "limiter.auto_release": 0,
+                      "eq.band_07_db": -2.2, "input.gain_db": 0.1})
+    executor.collect()
+    running = {f"{n.name}.{k}": v for n in nodes for k, v in {**n.values, **n.options}.items()}
+    saved = store.with_values(warm(), running, NODE_TYPES)
+    assert saved.node("comp").params["link"] == "mean" and saved.node("comp").params["auto_makeup"] is True
+    assert saved.node("width").params["bands"] == 3 and saved.node("width").bypass is True
+    store.save(saved, "session")
+    reloaded = store.load("session", NODE_TYPES)
+    again, again_nodes = chain_executor(reloaded)
+    assert {f"{n.name}.{k}": v for n in again_nodes for k, v in {**n.values, **n.options}.items()} == running
+    signal = (0.3 * rng.standard_normal((2, 4800))).astype(np.float32)
+    fresh, _ = chain_executor(saved)
+    np.testing.assert_array_equal(again.process(signal.copy()), fresh.process(signal.copy()))
+    with pytest.raises(PresetError, match=r"^preset warm: 'nope.gain_db' names no node of the chain"):
+        store.with_values(warm(), {"nope.gain_db": 1.0}, NODE_TYPES)
+    with pytest.raises(PresetError, match=r"chain\[2\]\.params\.ratio = 0\.5 is outside"):
+        store.with_values(warm(), {"comp.ratio": 0.5}, NODE_TYPES)
+
+
 def test_save_refuses_to_overwrite_an_existing_user_preset_unless_asked(udir):
     first = store.save(edited(warm(), comp__ratio=3.0), "mine")
     before = first.read_bytes()
