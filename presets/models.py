@@ -111,8 +111,8 @@ def is_switch(spec: Any) -> bool:
 def canonical_value(spec: Any, value: Any) -> float | int | str | bool:
     """A parameter value as a preset stores it: an enumeration by name (also from its
     integer code, e.g. a value read back from a running graph), a switch as a bool, a
-    whole-number parameter as an int, anything else unchanged.  ``spec`` is a graph ParamSpec; the value is assumed to
-    have passed ``spec.check``."""
+    whole-number parameter as an int, anything else unchanged.  ``spec`` is a graph
+    ParamSpec; the value is assumed to have passed ``spec.check``."""
     if spec.choices is not None and not isinstance(value, str):
         for name, code in spec.choices.items():
             if code == value:
@@ -165,7 +165,7 @@ class Preset(BaseModel):
     @field_validator("schema_version")
     @classmethod
     def _current_version(cls, v: int) -> int:
-        if v != SCHEMA_VERSION:  # only reachable by model_construct-ed or hand-edited instances
+        if v != SCHEMA_VERSION:  # guards the migration chain itself: it must end at the current version
             raise ValueError(f"must be {SCHEMA_VERSION} after migration")
         return v
 

@@ -13,12 +13,13 @@ in (``node_types=graph.nodes.NODE_TYPES``): presets hold data models and sit bel
 in the import order, so nothing here imports graph.
 
 Older schema versions (presets/migrations.py) are migrated on load.  A file in the user
-preset directory is then rewritten in place: the original is kept next to it as
+preset directory is then rewritten: the original is kept next to it as
 ``NAME.json.vN.bak`` (never overwriting an earlier backup: ``NAME.json.vN.1.bak`` ...)
 and the migrated file replaces it atomically.  Any other file -- a shipped preset, or a
 path elsewhere -- is migrated in memory only: we do not rewrite files we do not own
 without being asked (a shipped file belongs to the installation, a file given by path
-may be under version control or shared with an older auralis-rt);
+may be under version control or shared with an older auralis-rt; a symlink in the user
+directory points at such a file);
 ``open_preset(..., write_migrated=True)`` (``auralis-rt presets validate FILE
 --migrate``) rewrites one explicitly, with the same backup.
 
@@ -231,7 +232,7 @@ def open_preset(name_or_path: str | os.PathLike, node_types: Mapping[str, Any] |
     """Find, read, migrate and validate a preset.
 
     ``write_migrated``: None (default) rewrites a migrated file only when it is in the
-    user preset directory; True rewrites any file (explicit ``--migrate``); False never
+    user preset directory (and not a symlink); True rewrites any file (explicit ``--migrate``); False never
     writes.  A file is rewritten only after the migrated data validated, so an invalid
     file is never touched.  When the automatic rewrite fails (read-only directory), the
     preset is still returned, with a ``note`` saying so; an explicit one raises."""
@@ -247,14 +248,15 @@ def open_preset(name_or_path: str | os.PathLike, node_types: Mapping[str, Any] |
     where = _source_of(path)
     if from_version == SCHEMA_VERSION:
         return Loaded(preset, path, where, from_version)
-    write = where == "user" if write_migrated is None else write_migrated
+    write = (where == "user" and not path.is_symlink()) if write_migrated is None else write_migrated
     if not write:
-        why = "shipped presets are" if where == "shipped" else "files outside the user preset directory are"
+        why = ("shipped presets are" if where == "shipped" else "symlinks are" if where == "user"
+               else "files outside the user preset directory are")
         return Loaded(preset, path, where, from_version,
                       note=f"preset {source}: migrated from schema {from_version} to {SCHEMA_VERSION} in memory "
                            f"({why} not rewritten; `auralis-rt presets validate {path} --migrate` does it)")
     try:
-        backup = _write_migrated(path, raw, current, from_version)
+        backup = _write_migrated(path.resolve(), raw, current, from_version)  # a symlink's target, explicitly
     except OSError as exc:
         message = (f"preset {source}: migrated from schema {from_version} to {SCHEMA_VERSION} in memory; "
                    f"could not rewrite {path} ({exc.strerror or exc})")

@@ -338,6 +338,21 @@ def test_a_user_preset_is_migrated_on_disk_keeping_the_original(udir):
     assert second.preset.node("comp").params["threshold_db"] == -21.5
 
 
+def test_a_symlinked_user_preset_is_migrated_in_memory_only(udir, tmp_path):
+    shared = tmp_path / "dotfiles" / "codes.json"
+    shared.parent.mkdir()
+    shutil.copy(V1_CODES, shared)
+    (udir / "codes.json").symlink_to(shared)
+    loaded = store.open_preset("codes", NODE_TYPES)
+    assert (loaded.source, loaded.backup, loaded.preset.node("comp").params["link"]) == ("user", None, "none")
+    assert "symlinks are not rewritten" in loaded.note
+    assert shared.read_bytes() == V1_CODES.read_bytes() and (udir / "codes.json").is_symlink()
+    # Asked explicitly, the file the link points at is migrated, its backup next to it.
+    store.open_preset("codes", NODE_TYPES, write_migrated=True)
+    assert (udir / "codes.json").is_symlink() and json.loads(shared.read_text())["schema_version"] == 2
+    assert (shared.parent / "codes.json.v1.bak").read_bytes() == V1_CODES.read_bytes()
+
+
 def test_an_invalid_old_user_preset_is_left_untouched(udir):
     data = json.loads(V1_CODES.read_text())
     data["chain"][2]["params"]["ratio"] = 0.5
