@@ -566,3 +566,26 @@ def test_cli_presets_schema_and_errors(capsys):
     with pytest.raises(SystemExit) as e:
         main(["presets", "frobnicate"])
     assert e.value.code == 2
+
+
+def test_a_preset_naming_any_eq_size_validates_in_a_fresh_process(tmp_path):
+    """eq<N> node types exist on first lookup: `presets validate` of a preset with an eq5
+    node must not depend on someone having called graph.eq_node_type(5) before."""
+    import subprocess
+    import sys
+
+    data = json.loads((SHIPPED_DIR / "transparent.json").read_text())
+    data["name"] = "with_eq"
+    data["chain"].insert(0, {"name": "tone", "type": "eq5", "params": {"b2_type": "low_shelf", "b2_gain_db": 2.0}})
+    path = tmp_path / "with_eq.json"
+    path.write_text(json.dumps(data))
+    run = subprocess.run([sys.executable, "-m", "engine", "presets", "validate", str(path)],
+                         capture_output=True, text=True, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+                         cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert run.returncode == 0, run.stderr
+    data["chain"][0]["type"] = "eq65"
+    path.write_text(json.dumps(data))
+    run = subprocess.run([sys.executable, "-m", "engine", "presets", "validate", str(path)],
+                         capture_output=True, text=True, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+                         cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert run.returncode == 2 and "eq65" in run.stderr and len(run.stderr.strip().splitlines()) == 1
