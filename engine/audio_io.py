@@ -24,18 +24,24 @@ from typing import Iterator
 
 import numpy as np
 import soundfile as sf
+from soundfile import _ffi as _sf_ffi, _snd as _sf_lib  # sf_readf_float: see AudioReader.read_raw
 
 from rt_kernels._validate import first_non_finite
 
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
-# libsndfile 1.2.2 returns wrong samples for MP3 reads whose length is not a multiple
-# of the MPEG frame (1152 samples); MP3 is read in such multiples and re-blocked.
-_DECODER_FRAME = {"MP3": 1152}
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
 
 class AudioInputError(Exception):
     """An input that cannot be read as audio, is empty, or holds non-finite samples."""
+
+
+class AudioReadError(AudioInputError):
+    """The decoder failed part-way (``reason``: libsndfile's words, e.g. a lost sync)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: read failed ({reason})")
+        self.reason = reason
 
 
 class AudioOutputError(Exception):
@@ -103,31 +109,40 @@ class AudioReader:
         return AudioInfo(self.path, int(stream["sample_rate"]), int(stream["channels"]), None,
                          f"ffmpeg:{stream.get('codec_name', '?')}")
 
+    def read_raw(self, frames: int) -> np.ndarray:
+        """Up to ``frames`` float32 frames (frames, channels) from libsndfile, not checked
+        for finiteness; fewer only at the end.  Calls sf_readf_float directly: soundfile's
+        read() seeks back to the current position after every read, and in libsndfile
+        1.2.2 that seek restarts the MP3 decoder (wrong samples for mono MP3s at any read
+        size, for stereo ones at sizes that are not multiples of 1152).  Read directly,
+        any block size gives what one whole-file read gives."""
+        if self._sf is None:
+            raise AudioInputError(f"{self.path}: read_raw needs a libsndfile source (this one is decoded by ffmpeg)")
+        block = np.empty((frames, self.info.channels), np.float32)
+        got = _sf_lib.sf_readf_float(self._sf._file, _sf_ffi.cast("float *", block.ctypes.data), frames)
+        if got < frames and _sf_lib.sf_error(self._sf._file):
+            message = _sf_ffi.string(_sf_lib.sf_strerror(self._sf._file)).decode(errors="replace")
+            raise AudioReadError(self.path, message)
+        return block[:max(got, 0)]
+
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         """Yield float32 arrays shaped (frames, channels); the last may be shorter."""
         if self._sf is None:
             yield from self._ffmpeg_blocks(block_frames)
             return
-        unit = _DECODER_FRAME.get(self.info.format, 1)
-        read_frames = -(-block_frames // unit) * unit
         done = 0
-        pending = np.empty((0, self.info.channels), np.float32)
-        try:
-            while True:
-                chunk = self._sf.read(read_frames, dtype="float32", always_2d=True)
-                if chunk.shape[0] == 0:
-                    break
-                _check_finite(self.path, chunk, done + pending.shape[0])
-                pending = np.concatenate([pending, chunk]) if pending.shape[0] else chunk
-                while pending.shape[0] >= block_frames:
-                    block, pending = pending[:block_frames], pending[block_frames:]
-                    done += block.shape[0]
-                    yield block
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioInputError(f"{self.path}: read failed after {done} frames ({exc})") from exc
-        if pending.shape[0]:
-            done += pending.shape[0]
-            yield pending
+        while True:
+            try:
+                block = self.read_raw(block_frames)
+            except AudioReadError as exc:
+                raise AudioInputError(f"{self.path}: read failed after {done} frames ({exc.reason})") from None
+            if block.shape[0] == 0:
+                break
+            _check_finite(self.path, block, done)
+            done += block.shape[0]
+            yield block
+            if block.shape[0] < block_frames:
+                break
         if done == 0:
             raise AudioInputError(f"{self.path}: holds no audio frames")
 

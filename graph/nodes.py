@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
@@ -61,12 +62,36 @@ class NodeType:
         raise KeyError(name)
 
 
-NODE_TYPES: dict[str, NodeType] = {}
+class _Registry(dict):
+    """Node types by name.  ``eq<N>`` (1..64 bands) is made on first lookup, so a preset
+    or a Node can name any EQ size without eq_node_type(N) having been called first."""
+
+    def __missing__(self, name):
+        m = re.fullmatch(r"eq([1-9][0-9]?)", str(name))
+        if m and int(m.group(1)) <= 64:
+            return eq_node_type(int(m.group(1)))
+        raise KeyError(name)
+
+    def __contains__(self, name) -> bool:
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+NODE_TYPES: dict[str, NodeType] = _Registry()
 
 
 def register_node_type(node_type: NodeType) -> NodeType:
     """Make a node type available by name (Node("compressor", ...))."""
-    if node_type.name in NODE_TYPES:
+    if dict.__contains__(NODE_TYPES, node_type.name):
         raise ValueError(f"register_node_type: {node_type.name!r} is already registered")
     names = [p.name for p in node_type.params] + [o.name for o in node_type.options]
     if "bypass" in names or len(set(names)) != len(names):
@@ -221,8 +246,8 @@ def eq_node_type(bands: int) -> NodeType:
     parameters ``b1_type``, ``b1_freq_hz``, ``b1_q``, ``b1_gain_db``,
     ``b1_shelf_slope``, ``b2_...``; each band starts as a 0 dB peaking filter."""
     name = f"eq{bands}"
-    if name in NODE_TYPES:
-        return NODE_TYPES[name]
+    if dict.__contains__(NODE_TYPES, name):
+        return dict.__getitem__(NODE_TYPES, name)
     if not 1 <= bands <= 64:
         raise ValueError(f"eq_node_type: bands = {bands} is outside [1, 64]")
     params = tuple(replace(p, name=f"b{i}_{p.name}") for i in range(1, bands + 1) for p in BIQUAD.params)

@@ -1,3 +1,6 @@
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,14 @@ def subnormal_count(values: np.ndarray) -> int:
     """How many values are non-zero but below the smallest normal float32."""
     a = np.abs(np.asarray(values, dtype=np.float64))
     return int(np.count_nonzero((a > 0) & (a < FLT_MIN)))
+
+
+def cli_command(*args: str) -> list[str]:
+    """`auralis-rt ARGS` from the environment running the tests: the console script next
+    to this interpreter (never another install that happens to be first on PATH), or
+    `python -m engine` when the package is not installed as a script."""
+    script = Path(sys.executable).with_name("auralis-rt")
+    return [str(script), *args] if script.is_file() else [sys.executable, "-m", "engine", *args]
 
 
 def noise(rng, channels: int, frames: int, level: float = 0.25) -> np.ndarray:

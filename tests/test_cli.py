@@ -1,22 +1,20 @@
 """The installed `auralis-rt` console script."""
 
-import shutil
 import subprocess
 import sys
-
-
+from pathlib import Path
 
 import engine
+from tests.conftest import cli_command
 
 
 def run(*args):
-    exe = shutil.which("auralis-rt")
-    cmd = [exe, *args] if exe else [sys.executable, "-m", "engine", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=60)
 
 
 def test_console_script_is_installed():
-    assert shutil.which("auralis-rt"), "pip install should put auralis-rt on PATH"
+    script = Path(sys.executable).with_name("auralis-rt")
+    assert script.is_file(), f"pip install should put the auralis-rt script next to {sys.executable}"
 
 
 def test_version():

@@ -7,17 +7,17 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+
+from tests.conftest import cli_command
 
 pytestmark = pytest.mark.skipif(not shutil.which("jackd"), reason="jackd is not installed")
 
 
 def command(*args):
-    exe = shutil.which("auralis-rt")
-    return [exe, *args] if exe else [sys.executable, "-m", "engine", *args]
+    return cli_command(*args)
 
 
 def clean_env():

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -11,14 +10,13 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from tests.conftest import cli_command
 from tests.material import programme
 from tests.references import true_peak_8x_db
 
 
 def run(*args, timeout=300):
-    exe = shutil.which("auralis-rt")
-    cmd = [exe, *args] if exe else [sys.executable, "-m", "engine", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -56,9 +56,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from soundfile import _ffi as _sf_ffi, _snd as _sf_lib
 
-from engine.audio_io import AudioInputError, AudioReader
+from engine.audio_io import AudioInputError, AudioReader, AudioReadError
 from rt_kernels._validate import first_non_finite
 
 RESAMPLER_QUALITY = "VHQ"
@@ -185,6 +184,7 @@ class _SndfileSource:
 
     def __init__(self, track_label: str, reader: AudioReader):
         self._label = track_label
+        self._reader = reader
         self._sf = reader._sf
         self.channels = reader.info.channels
         self.frames = reader.info.frames
@@ -193,15 +193,13 @@ class _SndfileSource:
         self.at_end = False
 
     def _read_raw(self, frames: int) -> np.ndarray:
-        block = np.empty((frames, self.channels), np.float32)
-        got = _sf_lib.sf_readf_float(self._sf._file, _sf_ffi.cast("float *", block.ctypes.data), frames)
-        if got < frames:
+        try:
+            block = self._reader.read_raw(frames)
+        except AudioReadError as exc:
+            raise TrackError(f"{self._label}: read failed after {self.position} frames ({exc.reason})") from None
+        if block.shape[0] < frames:
             self.at_end = True
-            if _sf_lib.sf_error(self._sf._file):
-                message = _sf_ffi.string(_sf_lib.sf_strerror(self._sf._file)).decode(errors="replace")
-                raise TrackError(f"{self._label}: read failed after {self.position + max(got, 0)} frames "
-                                 f"({message})")
-        return block[:max(got, 0)]
+        return block
 
     def read(self, frames: int) -> np.ndarray:
         block = self._read_raw(frames)
