@@ -12,7 +12,8 @@ our output port: a sound card adds its own playback latency on top.
 Peer, same run, same server, same files: the usual Python way, a JACK-Client
 client whose play() reads the whole file with soundfile (and resamples it with
 soxr when its rate differs) and then plays it from memory in its process callback.
-Median over ``opts.repeats`` starts per file.  Target: under 50 ms.
+Median over 2 x ``opts.repeats`` starts per file (at least 9), each at a random moment
+within the period.  Target: under 50 ms.
 """
 
 from __future__ import annotations
@@ -113,12 +114,13 @@ class NaivePlayer:
         self.client.close()
 
 
-def measure(listener: FirstSound, start, stop, repeats: int) -> list[float]:
-    """Seconds from start() to the first sound, `repeats` times."""
+def measure(listener: FirstSound, start, stop, repeats: int, rng) -> list[float]:
+    """Seconds from start() to the first sound, `repeats` times, each at a random
+    moment within the JACK period (otherwise the loop locks onto one phase of the cycle)."""
     out = []
     for _ in range(repeats):
         stop()
-        time.sleep(0.15)                       # the previous start's fade-out and silence
+        time.sleep(0.15 + float(rng.uniform(0.0, PERIOD / RATE)))  # the previous start's fade-out, silence
         t0 = listener.arm()
         start()
         if listener.heard.wait(5.0):
@@ -129,7 +131,7 @@ def measure(listener: FirstSound, start, stop, repeats: int) -> list[float]:
 
 def run(opts) -> list[Row]:
     seconds = max(2.0, float(opts.seconds))
-    repeats = max(3, int(opts.repeats))
+    repeats = max(9, 2 * int(opts.repeats))
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, PrivateJackServer(rate=RATE, period=PERIOD) as server:
@@ -157,8 +159,8 @@ def run(opts) -> list[Row]:
             for label, path in files.items():
                 player.queue.clear()
                 player.queue.add(str(path))
-                ours = measure(ours_listener, lambda: player.play(0), player.stop, repeats)
-                theirs = measure(peer_listener, lambda: peer.play(path), peer.stop, repeats)
+                ours = measure(ours_listener, lambda: player.play(0), player.stop, repeats, rng)
+                theirs = measure(peer_listener, lambda: peer.play(path), peer.stop, repeats, rng)
                 o, p = statistics.median(ours), statistics.median(theirs)
                 print(f"  {label} ({seconds:g} s file): play() -> first sample at our output: median "
                       f"{1e3 * o:.1f} ms (min {1e3 * min(ours):.1f}, max {1e3 * max(ours):.1f}, n={len(ours)}); "
