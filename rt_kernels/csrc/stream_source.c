@@ -40,7 +40,8 @@ struct rt_stream {
     _Alignas(64) _Atomic uint64_t write_pos;
     _Atomic uint32_t marker_tail;
     _Atomic uint64_t nonfinite;
-    /* Seek request: position and marker index written, then seq bumped (release). */
+    /* Seek request under a seqlock: seq odd while the producer writes the fields,
+     * even (2 per seek) once they are complete. */
     _Atomic uint64_t seek_pos;
     _Atomic uint32_t seek_marker_tail;
     _Atomic uint32_t seek_fade_in;
@@ -200,12 +201,15 @@ int rt_stream_mark(rt_stream *s, uint32_t kind, uint64_t token, uint64_t track_f
 
 void rt_stream_seek(rt_stream *s, int fade_in)
 {
+    uint32_t seq = atomic_load_explicit(&s->seek_seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seek_seq, seq + 1u, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&s->seek_pos, atomic_load_explicit(&s->write_pos, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&s->seek_marker_tail, atomic_load_explicit(&s->marker_tail, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&s->seek_fade_in, fade_in != 0, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->seek_seq, 1u, memory_order_release);
+    atomic_store_explicit(&s->seek_seq, seq + 2u, memory_order_release);
 }
 
 /* --- control ---------------------------------------------------------------- */
@@ -244,29 +248,23 @@ uint32_t rt_stream_drain(rt_stream *s)
 
 /* --- audio side ------------------------------------------------------------- */
 
-/* Take note of a new seek request.  The fields are re-read until the sequence
- * number is stable, so position and marker index belong to the same request. */
+/* Take note of a new seek request (seqlock read: position, marker index and
+ * fade flag of one and the same request).  While the producer is writing one,
+ * it is taken at the next chunk: the consumer never waits. */
 static void notice_seek(rt_stream *s)
 {
     uint32_t seq = atomic_load_explicit(&s->seek_seq, memory_order_acquire);
-    if (seq == s->seek_seen) return;
-    for (int attempt = 0; attempt < 4; attempt++) {
-        uint64_t pos = atomic_load_explicit(&s->seek_pos, memory_order_relaxed);
-        uint32_t tail = atomic_load_explicit(&s->seek_marker_tail, memory_order_relaxed);
-        uint32_t fade_in = atomic_load_explicit(&s->seek_fade_in, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        uint32_t again = atomic_load_explicit(&s->seek_seq, memory_order_acquire);
-        if (again == seq) {
-            s->seek_seen = seq;
-            s->seek_pending = 1;
-            s->pending_pos = pos;
-            s->pending_marker_tail = tail;
-            s->pending_fade_in = fade_in;
-            return;
-        }
-        seq = again;
-    }
-    /* The producer is mid-way through a burst of seeks: take the next one next chunk. */
+    if (seq == s->seek_seen || (seq & 1u)) return;
+    uint64_t pos = atomic_load_explicit(&s->seek_pos, memory_order_relaxed);
+    uint32_t tail = atomic_load_explicit(&s->seek_marker_tail, memory_order_relaxed);
+    uint32_t fade_in = atomic_load_explicit(&s->seek_fade_in, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->seek_seq, memory_order_relaxed) != seq) return;
+    s->seek_seen = seq;
+    s->seek_pending = 1;
+    s->pending_pos = pos;
+    s->pending_marker_tail = tail;
+    s->pending_fade_in = fade_in;
 }
 
 static void jump(rt_stream *s)
@@ -285,7 +283,7 @@ static void jump(rt_stream *s)
         s->start_full = !s->pending_fade_in;
     }
     s->seek_pending = 0;
-    s->st.seeks = s->seek_seen; /* seeks issued in a burst are carried out as one */
+    s->st.seeks = s->seek_seen / 2u; /* seeks issued in a burst are carried out as one */
 }
 
 static const marker *next_marker(rt_stream *s)
