@@ -283,7 +283,7 @@ def test_commands_from_many_threads_neither_deadlock_nor_lose_events(short_files
     def hammer(seed: int) -> None:
         rng = np.random.default_rng(seed)
         try:
-            for _ in range(40):
+            for _ in range(120):
                 cmd = rng.integers(8)
                 if cmd == 0:
                     player.play(int(rng.integers(4)))
