@@ -291,6 +291,110 @@ def _cmd_repl(args: argparse.Namespace) -> int:
 REPL_INPUT_SECONDS = 120.0
 
 
+def _cmd_presets(args: argparse.Namespace) -> int:
+    """`presets list|show|validate|schema`: user presets next to the shipped ones."""
+    import json
+
+    import graph  # noqa: F401  (registers the node types the parameters are checked against)
+    from graph.nodes import NODE_TYPES
+    from presets import SCHEMA_VERSION, PresetError, store
+
+    def value_text(spec, key: str, value) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, str):
+            return value
+        if spec is not None and key == "ratio" and not spec.unit:
+            return f"{value!r}:1"
+        unit = f" {spec.unit}" if spec is not None and spec.unit else ""
+        return f"{value!r}{unit}"
+
+    def show(loaded) -> None:
+        p = loaded.preset
+        print(f"preset {p.name} ({loaded.source}: {loaded.path})")
+        if p.description:
+            print(f"  {p.description}")
+        print(f"  target: {p.target.integrated_lufs!r} LUFS integrated, true-peak ceiling "
+              f"{p.target.ceiling_dbtp!r} dBTP; intensity {p.intensity!r} (0 = dry, 1 = processed)")
+        if p.adaptive:
+            print(f"  adaptive: yes (EQ toward {p.eq_target} at {100 * p.eq_strength:g} %, reference level "
+                  f"{p.reference_lufs!r} LUFS); stored parameters are the starting point")
+        else:
+            print("  adaptive: no (the stored parameters are used as they are)")
+        print(f"  chain ({len(p.chain)} nodes, in order):")
+        width = max(len(n.name) for n in p.chain)
+        for i, node in enumerate(p.chain, 1):
+            node_type = NODE_TYPES[node.type]
+            specs = {s.name: s for s in node_type.params}
+            options = {s.name: s for s in node_type.options}
+            flags = "  (bypassed)" if node.bypass else ""
+            if not node.params:
+                flags += "  (all parameters at their defaults)"
+            print(f"    {i}. {node.name:<{width}}  {node.type}{flags}")
+            key_width = max((len(k) for k in node.params), default=0)
+            for key, value in node.params.items():
+                spec = specs.get(key) or options.get(key)
+                fixed = "  (creation option: fixed while running)" if key in options else ""
+                print(f"         {key:<{key_width}}  {value_text(spec, key, value)}{fixed}")
+
+    try:
+        if args.presets_command == "list":
+            entries = store.list_presets(NODE_TYPES)
+            if args.json:
+                print(json.dumps({"user_dir": str(store.user_dir()), "presets": [e.to_json() for e in entries]},
+                                 indent=2))
+                return EXIT_OK
+            user_count = sum(e.source == "user" for e in entries)
+            print(f"user presets: {store.user_dir()}" + ("" if user_count else " (none yet)"))
+            width = max(len(e.name) for e in entries)
+            for e in entries:
+                if e.error:
+                    note = f"INVALID: {e.error}"
+                else:
+                    notes = []
+                    if e.shadows_shipped:
+                        notes.append(f"shadows the shipped {e.name!r}")
+                    if e.shadowed:
+                        notes.append(f"shadowed by your user preset {e.name!r}")
+                    if e.schema_version is not None and e.schema_version < SCHEMA_VERSION:
+                        notes.append(f"schema {e.schema_version}: migrated when loaded")
+                    note = (f"[{'; '.join(notes)}] " if notes else "") + e.description
+                print(f"  {e.name:<{width}}  {e.source:<7}  {note}")
+            return EXIT_OK
+        if args.presets_command == "show":
+            loaded = store.open_preset(args.preset, NODE_TYPES)
+            if loaded.note:
+                print(f"auralis-rt presets: {loaded.note}", file=sys.stderr)
+            if args.json:
+                print(json.dumps(store.preset_data(loaded.preset), indent=2, ensure_ascii=False))
+            else:
+                show(loaded)
+            return EXIT_OK
+        if args.presets_command == "validate":
+            loaded = store.open_preset(args.file, NODE_TYPES, write_migrated=True if args.migrate else False)
+            where = loaded.path.name
+            nodes = f"{len(loaded.preset.chain)} nodes"
+            if not loaded.migrated:
+                print(f"preset {where}: valid (schema {SCHEMA_VERSION}, {nodes})")
+            elif loaded.backup is not None:
+                print(f"preset {where}: valid; migrated from schema {loaded.from_version} to {SCHEMA_VERSION} and "
+                      f"rewritten, the original is kept as {loaded.backup.name} ({nodes})")
+            else:
+                print(f"preset {where}: valid after migration from schema {loaded.from_version} to {SCHEMA_VERSION} "
+                      f"({nodes}); `auralis-rt presets validate {loaded.path} --migrate` rewrites the file and keeps "
+                      f"the original as {where}.v{loaded.from_version}.bak")
+            return EXIT_OK
+        if args.presets_command == "schema":
+            print(json.dumps(store.schema(NODE_TYPES), indent=2))
+            return EXIT_OK
+    except PresetError as exc:  # one line per problem, each naming the file and the field
+        for line in str(exc).splitlines():
+            print(f"auralis-rt presets: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    args.presets_parser.print_help()
+    return EXIT_USAGE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auralis-rt",
@@ -375,6 +479,28 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N")
     repl.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR")
     repl.set_defaults(func=_cmd_repl)
+
+    presets_parser = sub.add_parser(
+        "presets", help="list, show, validate presets; print the preset JSON Schema",
+        description="User presets live in $XDG_CONFIG_HOME/auralis-rt/presets (default ~/.config/...) next to the "
+                    "shipped ones; a user preset named like a shipped one shadows it. Exit status: 0 ok, 2 bad "
+                    "arguments or an invalid preset.")
+    presets_sub = presets_parser.add_subparsers(dest="presets_command", metavar="SUBCOMMAND")
+    presets_list = presets_sub.add_parser("list", help="user and shipped presets, with their descriptions")
+    presets_list.add_argument("--json", action="store_true", help="print the list as JSON")
+    presets_show = presets_sub.add_parser("show", help="a preset's targets and chain, parameters with units")
+    presets_show.add_argument("preset", metavar="NAME|FILE")
+    presets_show.add_argument("--json", action="store_true", help="print the preset as JSON (the file format)")
+    presets_validate = presets_sub.add_parser(
+        "validate", help="check a preset file; exit 0 valid, 2 invalid (one line per problem on stderr)",
+        description="Check FILE (or a preset NAME) against the schema and the node types. A file of an older "
+                    "schema version is reported; --migrate rewrites it in the current version, keeping the "
+                    "original next to it as FILE.vN.bak.")
+    presets_validate.add_argument("file", metavar="FILE")
+    presets_validate.add_argument("--migrate", action="store_true",
+                                  help="rewrite an older file in the current schema version (keeps a backup)")
+    presets_sub.add_parser("schema", help="print the JSON Schema of the preset format")
+    presets_parser.set_defaults(func=_cmd_presets, presets_parser=presets_parser)
     return parser
 
 

@@ -1,7 +1,14 @@
-"""Pydantic preset models and the shipped preset files."""
+"""Pydantic preset models, the shipped preset files, and the user's presets.
 
-from presets.models import (SCHEMA_VERSION, NodeConfig, Preset, PresetError, Targets, load_preset, parse_preset,
-                            shipped_names)
+models      Preset / NodeConfig / Targets, parse_preset, load_preset
+migrations  schema versions and the migration chain of older files
+store       user directory, find/load (migrating)/save (atomic)/list/diff/schema
+"""
 
-__all__ = ["SCHEMA_VERSION", "NodeConfig", "Preset", "PresetError", "Targets", "load_preset", "parse_preset",
-           "shipped_names"]
+from presets.models import (SCHEMA_VERSION, NodeConfig, Preset, PresetError, Targets, canonical_value, load_preset,
+                            parse_preset, shipped_names)
+from presets.store import Loaded, PresetEntry, diff, find_preset, list_presets, open_preset, save, schema, user_dir
+
+__all__ = ["SCHEMA_VERSION", "NodeConfig", "Preset", "PresetError", "Targets", "canonical_value", "load_preset",
+           "parse_preset", "shipped_names", "Loaded", "PresetEntry", "diff", "find_preset", "list_presets",
+           "open_preset", "save", "schema", "user_dir"]
