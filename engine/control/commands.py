@@ -401,7 +401,9 @@ def _cmd_preset(ctx: Context, args: list[str]) -> Reply:
         a = s.load_preset_model(rest[0])
         b = s.load_preset_model(rest[1]) if len(rest) == 2 else s.snapshot_preset(s.preset.name)
         b_label = rest[1] if len(rest) == 2 else "running"
-        rows = store.diff(a, b)
+        from graph.nodes import NODE_TYPES
+
+        rows = store.diff(a, b, NODE_TYPES)
         if not rows:
             return ok(f"{rest[0]} and {b_label} are the same", [])
         lines = [f"{key}: {av!r} ({rest[0]}) -> {bv!r} ({b_label})" for key, av, bv in rows]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,12 +26,13 @@ from engine.mastering.chain import TRUE_PEAK_MARGIN_DB, plan_chain
 from graph import BYPASS, INTENSITY, Executor, ParamSpec
 from graph.nodes import NODE_TYPES, Node
 from graph.topology import Chain, Graph, Parallel
-from presets import Preset, PresetError, parse_preset
-from presets.models import NodeConfig
+from presets import Preset, PresetError
 
 __all__ = ["ControlError", "Session", "UndoEntry", "preset_values"]
 
 UNDO_DEPTH = 1000
+#: How long a change waits for room in the queue to the audio thread before it is refused.
+PUBLISH_WAIT_S = 1.0
 
 
 class ControlError(Exception):
@@ -78,15 +80,6 @@ def _store():
     except ImportError:
         raise ControlError("preset management needs presets.store, which this build does not have") from None
     return store
-
-
-def _json_value(spec: ParamSpec, v: float) -> float | int | str:
-    """A node value as a preset file stores it (choice names, whole numbers for switches)."""
-    if spec.choices is not None:
-        return next(name for name, i in spec.choices.items() if i == int(v))
-    if spec.integer:
-        return int(v)
-    return float(v)
 
 
 class Session:
@@ -206,12 +199,23 @@ class Session:
             raise ControlError(str(exc).removeprefix("set: ")) from None
 
     def _publish(self, values: dict[str, float]) -> None:
-        try:
-            self._executor.publish(values)
-        except (ValueError, TypeError) as exc:
-            raise ControlError(str(exc).removeprefix("Executor.publish: ")) from None
-        except RuntimeError as exc:
-            raise ControlError(f"the engine does not take parameter changes right now ({exc})") from None
+        # The executor takes a choice as its name or integer code (the C value is a float).
+        values = {k: int(v) if self.spec(k).choices is not None else v for k, v in values.items()}
+        deadline = None
+        while True:
+            try:
+                self._executor.publish(values)
+                return
+            except (ValueError, TypeError) as exc:
+                raise ControlError(str(exc).removeprefix("Executor.publish: ")) from None
+            except RuntimeError as exc:
+                # The queue to the audio thread is full (a flood of changes within one
+                # period): wait for the audio thread to drain it, a little.
+                now = time.monotonic()
+                deadline = deadline or now + PUBLISH_WAIT_S
+                if now >= deadline:
+                    raise ControlError(f"the engine does not take parameter changes right now ({exc})") from None
+                time.sleep(0.001)
 
     def apply(self, changes: dict[str, Any], label: str, *, record: bool = True) -> dict[str, float]:
         """Validate ``changes`` as a whole and publish the ones that differ from the
@@ -324,37 +328,32 @@ class Session:
 
     def snapshot_preset(self, name: str | None = None) -> Preset:
         """The running chain as a preset: the loaded preset's fields with every live
-        value.  Checked to load back to exactly the running values (ControlError if not)."""
+        value (presets.store.with_values).  Checked to load back to exactly the running
+        values; ControlError names the first one that would not."""
+        store = _store()
         with self.lock:
             base = self.preset
-            graph_nodes = self._executor.graph.nodes
-            chain = []
-            for cfg in base.chain:
-                node = graph_nodes.get(cfg.name)
-                if node is None:  # a stage live_graph left out (stereo-only on mono): kept as stored
-                    chain.append(cfg)
-                    continue
-                params: dict[str, Any] = {p.name: _json_value(p, node.values[p.name]) for p in node.type.params}
-                params.update({o.name: _json_value(o, node.options[o.name]) for o in node.type.options})
-                chain.append(NodeConfig(name=cfg.name, type=cfg.type, params=params,
-                                        bypass=bool(node.values["bypass"])))
-            target = base.target
-            limiter = graph_nodes.get("limiter")
+            values = self.values()
+            limiter = self._executor.graph.nodes.get("limiter")
             if limiter is not None and limiter.type.name == "limiter":
-                # The planner sets the limiter from the preset's true-peak target (minus its
-                # margin); store the ceiling there so the preset loads back to it.
-                target = target.model_copy(update={"ceiling_dbtp": round(
-                    limiter.values["ceiling_db"] + TRUE_PEAK_MARGIN_DB, 6)})
-            data = base.model_copy(update={"name": name or base.name, "chain": chain, "target": target,
-                                           "intensity": float(self._executor.intensity)}).model_dump(mode="json")
-            source = f"{data['name']} (the running chain)"
+                # The planner sets the limiter from the preset's true-peak target minus its
+                # margin, whatever the file says: store the ceiling there so it loads back.
+                ceiling = round(values["limiter.ceiling_db"] + TRUE_PEAK_MARGIN_DB, 6)
+                base = base.model_copy(update={"target": base.target.model_copy(update={"ceiling_dbtp": ceiling})})
+            if name is not None:
+                base = base.model_copy(update={"name": name})
+            ceiling_dbtp = base.target.ceiling_dbtp
+            if limiter is not None and not -12.0 <= ceiling_dbtp <= 0.0:
+                top = -TRUE_PEAK_MARGIN_DB
+                raise ControlError(f"limiter.ceiling_db = {values['limiter.ceiling_db']:g} dBFS cannot be saved: a "
+                                   f"preset's limiter sits {TRUE_PEAK_MARGIN_DB:g} dB under its true-peak target "
+                                   f"(0 .. -12 dBTP), so between {-12 + top:g} and {top:g} dBFS")
             try:
-                preset = parse_preset(data, source, NODE_TYPES)
+                preset = store.with_values(base, values, NODE_TYPES)
             except PresetError as exc:
                 raise ControlError(str(exc).splitlines()[0]) from None
             back, _ = preset_values(preset, self.channels, self.sample_rate)
-            current = self.values()
-            for key, v in current.items():
+            for key, v in values.items():
                 if back.get(key) != v:
                     raise ControlError(f"{key} = {v!r} cannot be stored exactly in a preset "
                                        f"(it would load back as {back.get(key)!r})")
