@@ -32,7 +32,7 @@ PROBE_PRESET = {
     "chain": [
         {"name": "input", "type": "gain", "params": {"gain_db": 0.0, "ramp_ms": 5.0}},
         {"name": "comp", "type": "compressor",
-         "params": {"threshold_db": -6.0, "ratio": 4.0, "knee_db": 0.0, "attack_ms": 1.0, "release_ms": 200.0,
+         "params": {"threshold_db": -6.0, "ratio": 4.0, "knee_db": 0.0, "attack_ms": 1.0, "release_ms": 50.0,
                     "makeup_db": 0.0, "detector": "rms", "rms_ms": 10.0, "link": "max"}},
         {"name": "limiter", "type": "limiter",
          "params": {"release_ms": 50.0, "auto_release": False, "lookahead_ms": 1.5, "true_peak": False}},
