@@ -228,8 +228,9 @@ def _cmd_status(ctx: Context, args: list[str]) -> Reply:
              f"meters {'on' if s.meters_on else 'off'}"]
     if s.player is not None:
         try:
-            track, _frame, seconds = s.player.position()
-            lines.append(f"player: {_state_name(s.player.state)}, track {track}, {seconds:.1f} s")
+            underruns, _ = s.player.underruns
+            lines.append(f"player: {_position_text(s.player)}, underruns {underruns}")
+            info["player"] = _state_name(s.player.state)
         except Exception as exc:
             lines.append(f"player: {type(exc).__name__}: {exc}")
     osc = getattr(s, "osc_address", None)
@@ -463,35 +464,47 @@ def _player(session: Session):
 def _player_call(what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except (ValueError, IndexError, RuntimeError, OSError) as exc:
-        raise ControlError(f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except (ValueError, TypeError, IndexError, RuntimeError, OSError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ControlError(f"{what}: {text.removeprefix('Player.').removeprefix(what + ': ')}") from None
+
+
+def _track_text(player, track) -> str:
+    if track is None:
+        return "no track"
+    try:
+        number = player.queue.index_of(track) + 1
+    except ValueError:
+        return track.title
+    return f"{number}/{len(player.queue.tracks())} {track.title}"
 
 
 def _position_text(player) -> str:
     track, _frame, seconds = player.position()
-    return f"{_state_name(player.state)}, track {track}, {seconds:.2f} s"
+    return f"{_state_name(player.state)}, {_track_text(player, track)}, {seconds:.2f} s"
 
 
 def _transport(action: str) -> Callable[[Context, list[str]], Reply]:
+    method = {"prev": "previous"}.get(action, action)
+
     def run(ctx: Context, args: list[str]) -> Reply:
         p = _player(ctx.session)
-        if action == "play":
+        if action == "play" and args:
             if len(args) > 1:
                 raise ControlError("play: expected play [N] (N: position in the queue, from 1)")
-            index = None
-            if args:
-                try:
-                    index = int(args[0]) - 1
-                except ValueError:
-                    raise ControlError(f"play: {args[0]!r} is not a queue position (1, 2, ...)") from None
-                n = len(p.queue.tracks())
-                if not 0 <= index < n:
-                    raise ControlError(f"play: {args[0]} is outside [1, {n}] (the queue has {n} tracks)")
+            n = len(p.queue.tracks())
+            try:
+                index = int(args[0]) - 1
+            except ValueError:
+                raise ControlError(f"play: {args[0]!r} is not a queue position (1, 2, ...)") from None
+            if not 0 <= index < n:
+                raise ControlError(f"play: {args[0]} is outside [1, {n}] (the queue has {n} track"
+                                   f"{'s' if n != 1 else ''})")
             _player_call("play", lambda: p.play(index))
         else:
             if args:
                 raise ControlError(f"{action}: takes no arguments")
-            _player_call(action, getattr(p, {"prev": "previous", "pause": "toggle_pause"}.get(action, action)))
+            _player_call(action, getattr(p, method))
         return ok(f"{action}: {_position_text(p)}", _state_name(p.state))
     return run
 
@@ -502,14 +515,16 @@ def _cmd_seek(ctx: Context, args: list[str]) -> Reply:
         raise ControlError("seek: expected seek TIME (42, 42s, 1:23, +10s, -5s)")
     seconds, relative = units.parse_seconds(args[0], "seek")
     if relative:
-        seconds += p.position()[2]
+        seconds = max(0.0, seconds + p.position()[2])
     if seconds < 0:
-        seconds = 0.0
+        raise ControlError(f"seek: {args[0]!r} is before the start of the track")
     _player_call("seek", lambda: p.seek(seconds))
     return ok(f"seek: {_position_text(p)}", seconds)
 
 
 def _cmd_queue(ctx: Context, args: list[str]) -> Reply:
+    import os
+
     p = _player(ctx.session)
     q = p.queue
     sub = args[0].lower() if args else "list"
@@ -521,39 +536,46 @@ def _cmd_queue(ctx: Context, args: list[str]) -> Reply:
         except ValueError:
             raise ControlError(f"queue {sub}: {text!r} is not a queue position (1, 2, ...)") from None
         if not 1 <= i <= n:
-            raise ControlError(f"queue {sub}: {i} is outside [1, {n}]")
+            raise ControlError(f"queue {sub}: {i} is outside [1, {n}]" if n else f"queue {sub}: the queue is empty")
         return i - 1
 
     if sub == "list":
+        if rest:
+            raise ControlError("queue list: takes no arguments")
         tracks = q.tracks()
         current = q.current
-        lines = [f"{'>' if i == current else ' '} {i + 1:>3}  {getattr(t, 'title', None) or getattr(t, 'path', t)}"
-                 for i, t in enumerate(tracks)]
-        return ok("\n".join(lines) or "the queue is empty", [str(getattr(t, "path", t)) for t in tracks])
+        lines = [f"{'>' if t == current else ' '} {i + 1:>3}  {t.title}  ({t.path})" for i, t in enumerate(tracks)]
+        flags = f"repeat {q.repeat}" + (", shuffled" if q.shuffled else "")
+        return ok("\n".join(lines + [flags]) if lines else f"the queue is empty ({flags})",
+                  [t.path for t in tracks])
     if sub == "add":
         if not rest:
             raise ControlError("queue add: expected queue add FILE [FILE ...]")
         for path in rest:
-            _player_call("queue add", lambda path=path: q.add(path))
-        return ok(f"queue: added {len(rest)} track{'s' if len(rest) != 1 else ''} ({len(q.tracks())} in all)")
+            if not os.path.isfile(path):
+                raise ControlError(f"queue add: {path}: no such file" if not os.path.isdir(path)
+                                   else f"queue add: {path}: is a directory")
+        added = _player_call("queue add", lambda: q.add(*rest))
+        return ok(f"queue: added {len(added)} track{'s' if len(added) != 1 else ''} ({len(q.tracks())} in all)",
+                  [t.path for t in added])
     if sub == "remove":
         if len(rest) != 1:
             raise ControlError("queue remove: expected queue remove N")
         i = index(rest[0], len(q.tracks()))
-        _player_call("queue remove", lambda: q.remove(i))
-        return ok(f"queue: removed track {i + 1}")
+        track = _player_call("queue remove", lambda: q.remove(i))
+        return ok(f"queue: removed {i + 1} {track.title}")
     if sub == "move":
         if len(rest) != 2:
             raise ControlError("queue move: expected queue move FROM TO")
         n = len(q.tracks())
         a, b = index(rest[0], n), index(rest[1], n)
         _player_call("queue move", lambda: q.move(a, b))
-        return ok(f"queue: moved track {a + 1} to {b + 1}")
+        return ok(f"queue: moved {a + 1} to {b + 1}")
     if sub in ("clear", "shuffle", "unshuffle"):
         if rest:
             raise ControlError(f"queue {sub}: takes no arguments")
         _player_call(f"queue {sub}", getattr(q, sub))
-        return ok(f"queue: {sub}" + ("ed" if sub.endswith("shuffle") else "ed" if sub == "clear" else ""))
+        return ok({"clear": "queue: cleared", "shuffle": "queue: shuffled", "unshuffle": "queue: in added order"}[sub])
     if sub == "repeat":
         modes = ("off", "one", "all")
         if len(rest) != 1 or rest[0].lower() not in modes:
@@ -755,9 +777,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("disconnect", (Arg("SOURCE", "port"), Arg("DESTINATION", "port")), "disconnect two JACK ports",
             lambda c, a: _cmd_connect(c, a, False), needs="jack",
             examples=("disconnect auralis-rt:out_1 system:playback_1",), complete=_complete_connect),
-    Command("play", (Arg("N", optional=True),), "start playing (the queue's track N)", _transport("play"),
-            needs="player", examples=("play", "play 3")),
-    Command("pause", (), "pause or resume", _transport("pause"), needs="player", examples=("pause",)),
+    Command("play", (Arg("N", optional=True),), "play: resume when paused, or start the queue's track N",
+            _transport("play"), needs="player", examples=("play", "play 3")),
+    Command("pause", (), "pause (with a short fade; play or resume continues)", _transport("pause"),
+            needs="player", examples=("pause",)),
+    Command("resume", (), "continue after pause", _transport("resume"), needs="player", examples=("resume",)),
     Command("stop", (), "stop playing", _transport("stop"), needs="player", examples=("stop",)),
     Command("next", (), "next track", _transport("next"), needs="player", examples=("next",)),
     Command("prev", (), "previous track", _transport("prev"), needs="player", aliases=("previous",),

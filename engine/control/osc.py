@@ -12,7 +12,7 @@ message                                does
 /param/<node>/<param>  (no argument)   replies /param/<node>/<param> <value> to the sender
 /bypass/<node> 1|0                     bypass / enable (no argument: replies 1|0)
 /preset "warm"                         preset load warm
-/transport/play|pause|stop|next|prev   the player's transport
+/transport/play|pause|resume|stop|next|prev  the player's transport
 /transport/seek 42.0                   seek 42.0 (seconds)
 /cmd "any command line"                replies /reply <1|0> "<text>"
 =====================================  ===============================================
@@ -87,7 +87,7 @@ def osc_to_line(address: str, args: tuple) -> tuple[str, str]:
             if len(args) != 1 or isinstance(args[0], bool):
                 raise OscRouteError("/transport/seek takes one value: seconds (42.0) or a time (\"1:23\")")
             return f"seek {q(_arg_text(args[0]))}", "do"
-        if action in ("play", "pause", "stop", "next", "prev"):
+        if action in ("play", "pause", "resume", "stop", "next", "prev"):
             extra = f" {q(_arg_text(args[0]))}" if action == "play" and len(args) == 1 else ""
             if len(args) > (1 if action == "play" else 0):
                 raise OscRouteError(f"{address} takes no arguments")

@@ -389,6 +389,12 @@ class Session:
         depend on it), the current values published on the new executor, and the
         backend switched over.  Values the new rate cannot take keep the preset's."""
         with self.lock:
+            if self.player is not None:
+                # The player's stream is built around its executor: whoever started the
+                # player rebuilds both.
+                self.notices.append(f"sample rate is now {sample_rate:g} Hz: restart to rebuild the chain "
+                                    f"and the player")
+                return
             values = self.values()
             graph, _ = self._graph_for(self.preset)
             old = self._executor
@@ -406,8 +412,6 @@ class Session:
                         refused.append(key)
             if self.backend is not None:
                 self.backend.set_executor(executor)
-            if self.player is not None and hasattr(self.player, "set_executor"):
-                self.player.set_executor(executor)
             self.notices.append(f"sample rate is now {sample_rate:g} Hz: chain rebuilt"
                                 + (f" ({', '.join(refused)} kept the preset's values)" if refused else ""))
 
