@@ -204,3 +204,23 @@ def test_unwritable_history_falls_back_to_memory_with_a_note(rig, tmp_path):
     assert d.reply()[1].startswith(f"history is not saved: {blocker / 'history'}")
     assert d.line("status")[0]
     d.close()
+
+
+def test_file_names_complete_for_queue_add_and_preset_paths(rig, tmp_path, monkeypatch):
+    from prompt_toolkit.document import Document
+
+    from engine.control.repl import CommandCompleter
+
+    (tmp_path / "music").mkdir()
+    (tmp_path / "music" / "a song.flac").write_text("")
+    (tmp_path / "music" / "b.wav").write_text("")
+    c = CommandCompleter(rig.dispatcher)
+    monkeypatch.chdir(tmp_path)
+    assert [x.text for x in c.get_completions(Document("preset load ./pro"), None)] == ["./probe.json"]
+    assert [x.text for x in c.get_completions(Document("preset load mu"), None)] == []  # names, not files
+    # queue add needs a player: the command itself is refused, and completion of its
+    # files goes through the same source.
+    from engine.control.commands import complete_path
+
+    assert complete_path("music/") == ["music/a song.flac", "music/b.wav"]
+    assert complete_path(f"{tmp_path}/mu") == [f"{tmp_path}/music/"]

@@ -591,7 +591,9 @@ def _cmd_help(ctx: Context, args: list[str]) -> Reply:
     d = ctx.dispatcher
     if not args:
         width = max(len(c.name) for c in d.commands.values())
-        lines = [f"{c.name:<{width}}  {c.summary}" for c in d.ordered()]
+        needs = {"player": " (with a player)", "jack": " (on JACK)"}
+        lines = [f"{c.name:<{width}}  {c.summary}" + ("" if d.available(c) else needs.get(c.needs, ""))
+                 for c in d.ordered()]
         lines.append("help COMMAND shows its arguments and examples; Tab completes.")
         return ok("\n".join(lines), [c.name for c in d.ordered()])
     if len(args) > 1:
@@ -677,11 +679,11 @@ def _preset_names() -> list[str]:
         return shipped_names()
 
 
-def _complete_preset(session: Session, done: list[str]) -> list[str]:
+def _complete_preset(session: Session, done: list[str], partial: str = "") -> list[str]:
     if not done:
         return ["list", "load", "save", "diff"]
     if done[0] in ("load", "diff") and len(done) <= (1 if done[0] == "load" else 2):
-        return _preset_names()
+        return complete_path(partial) if "/" in partial or partial.startswith(".") else _preset_names()
     if done[0] == "save":
         return _preset_names() + ["--force"] if len(done) >= 1 else []
     return []
@@ -711,9 +713,29 @@ def _complete_help(session: Session, done: list[str]) -> list[str]:
     return [c.name for c in COMMANDS] if not done else []
 
 
-def _complete_queue(session: Session, done: list[str]) -> list[str]:
+def complete_path(partial: str) -> list[str]:
+    """Files and directories (with a trailing /) that start with ``partial``."""
+    import os
+
+    directory, _, stem = partial.rpartition("/")
+    base = os.path.expanduser(directory + "/" if directory or partial.startswith("/") else ".")
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return []
+    prefix = directory + "/" if directory or partial.startswith("/") else ""
+    out = []
+    for name in names:
+        if name.startswith(stem) and (stem.startswith(".") or not name.startswith(".")):
+            out.append(prefix + name + ("/" if os.path.isdir(os.path.join(base, name)) else ""))
+    return out[:200]
+
+
+def _complete_queue(session: Session, done: list[str], partial: str = "") -> list[str]:
     if not done:
         return ["list", "add", "remove", "move", "clear", "shuffle", "unshuffle", "repeat"]
+    if done[0] == "add":
+        return complete_path(partial)
     return ["off", "one", "all"] if done == ["repeat"] else []
 
 
@@ -871,8 +893,9 @@ class Dispatcher:
         with self.session.lock:
             return cmd.run(ctx, tokens[1:])
 
-    def completions(self, tokens_done: list[str]) -> list[str]:
-        """Candidates for the next token after ``tokens_done`` (the REPL's Tab)."""
+    def completions(self, tokens_done: list[str], partial: str = "") -> list[str]:
+        """Candidates for the next token after ``tokens_done`` (the REPL's Tab); ``partial``
+        is what is typed of it so far (file names are listed from its directory)."""
         if not tokens_done:
             return [c.name for c in self.ordered() if self.available(c)]
         try:
@@ -882,6 +905,8 @@ class Dispatcher:
         if cmd.complete is None:
             return []
         try:
+            if cmd.complete in (_complete_queue, _complete_preset):
+                return cmd.complete(self.session, tokens_done[1:], partial)
             return cmd.complete(self.session, tokens_done[1:])
         except Exception:
             return []

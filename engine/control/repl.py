@@ -74,7 +74,7 @@ class CommandCompleter(Completer):
         else:
             done, partial = tokens, ""
         try:
-            candidates = self.dispatcher.completions(done)
+            candidates = self.dispatcher.completions(done, partial)
         except Exception:
             return
         seen = set()
