@@ -98,7 +98,7 @@ def test_host_runs_stdin_commands_then_stops_its_private_server(tmp_path, env):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     name = re.search(r"private JACK server '([^']+)'", out).group(1)
-    assert "input.gain_db = -3 dB (was 0 dB)" in out and "-9" not in out
+    assert "input.gain_db = -3 dB (was 0 dB)" in out and "input.gain_db = -9" not in out
     assert re.search(r"engine: jack client 'auralis-rt' on server '" + re.escape(name) + "', 48000 Hz x 256", out)
     assert re.search(r"M -inf LUFS  S -inf LUFS  TP -inf dBTP  GR comp 0\.0 limiter 0\.0 dB  corr [+-]\d\.\d\d  "
                      r"DSP [\d.]+ %  xruns \d+  lat 72 \(1\.50 ms\)", out), out
@@ -166,19 +166,28 @@ def test_host_repl_on_a_terminal_then_ctrl_d_closes_the_host_and_its_server(tmp_
         text = _read_until(master, r"auralis-rt \[probe\]>", 60, seen)
         name = re.search(r"private JACK server '([^']+)'", text).group(1)
         assert "(help lists the commands, Ctrl-D quits)" in text
-        os.write(master, b"set input.gain_db -3dB\r")
-        _read_until(master, r"input\.gain_db = -3 dB \(was 0 dB\)", 20, seen)
+
+        def command_then_prompt(keys: bytes, shows: str) -> None:
+            # Keys go in while a prompt is up (between prompts the terminal is in cooked
+            # mode, where Ctrl-C and Ctrl-D mean SIGINT and end-of-file, not keys).
+            os.write(master, keys)
+            _read_until(master, shows + r"[^>]*\n[^\n]*auralis-rt \[probe\*?\]>", 20, seen)
+            time.sleep(0.2)
+
+        command_then_prompt(b"set input.gain_db -3dB\r", r"input\.gain_db = -3 dB \(was 0 dB\)")
         os.write(master, b"meter on\r")
         _read_until(master, r"M -inf LUFS\s+S -inf LUFS\s+TP -inf dBTP", 20, seen)  # the toolbar, drawn live
-        os.write(master, b"set comp.ratio 1e999\r")
-        _read_until(master, r"error: comp\.ratio: '1e999' is too large", 20, seen)
-        os.write(master, b"\x03")  # Ctrl-C at the prompt: nothing ends
-        os.write(master, b"get input.gain_db\r")
-        _read_until(master, r"input\.gain_db = -3 dB", 20, seen)
+        time.sleep(0.2)
+        command_then_prompt(b"set comp.ratio 1e999\r", r"error: comp\.ratio: '1e999' is too large")
+        os.write(master, b"set input.gain_db -9")
+        time.sleep(0.2)
+        os.write(master, b"\x03")  # Ctrl-C at the prompt: the typed line is dropped, nothing ends
+        time.sleep(0.2)
+        command_then_prompt(b"get input.gain_db\r", r"\ninput\.gain_db = -3 dB")
         os.write(master, b"\x04")  # Ctrl-D
         deadline = time.monotonic() + 30
         while proc.poll() is None:  # keep reading, as a terminal does, until the host has exited
-            assert time.monotonic() < deadline, "the host did not exit after Ctrl-D"
+            assert time.monotonic() < deadline, f"the host did not exit after Ctrl-D:\n{_screen_text(seen)[-2000:]}"
             _pump(master, seen, 0.1)
         assert proc.returncode == 0, seen.decode("utf-8", "replace")[-2000:]
     finally:

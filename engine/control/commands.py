@@ -18,7 +18,7 @@ import math
 import shlex
 import threading
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.control import units

@@ -178,23 +178,28 @@ class Repl:
     def run(self) -> int:
         """Prompt until Ctrl-D, ``quit`` or a stop request; returns 0."""
         while not self.session.stop_requested.is_set():
-            self._drain_notices()
             try:
-                line = self.prompt_session.prompt(
-                    self.prompt_text(), refresh_interval=self.refresh_s if self.session.meters_on else 0)
+                if self._step():
+                    break
             except KeyboardInterrupt:
-                continue
-            except EOFError:
-                break
-            except Exception as exc:  # a prompt_toolkit failure: say it and prompt again
-                self.say(f"prompt: {type(exc).__name__}: {exc}", False)
-                continue
-            try:
-                reply = self.handle(line)
-            except KeyboardInterrupt:
+                # Ctrl-C while no prompt is up (the terminal is in cooked mode then, so it
+                # arrives as SIGINT): what was running is interrupted, the REPL goes on.
                 self.say("interrupted", False)
-                continue
-            if reply is not None and reply.quit:
-                break
         self._drain_notices()
         return 0
+
+    def _step(self) -> bool:
+        """One prompt and its command; True when the REPL should end."""
+        self._drain_notices()
+        try:
+            line = self.prompt_session.prompt(
+                self.prompt_text(), refresh_interval=self.refresh_s if self.session.meters_on else 0)
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: the line is dropped
+            return False
+        except EOFError:  # Ctrl-D on an empty line
+            return True
+        except Exception as exc:  # a prompt_toolkit failure: say it and prompt again
+            self.say(f"prompt: {type(exc).__name__}: {exc}", False)
+            return False
+        reply = self.handle(line)
+        return reply is not None and reply.quit

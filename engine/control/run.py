@@ -144,11 +144,6 @@ def resolve_preset(name_or_path: str):
     """A preset by name (user presets first, then shipped) or path, validated against
     the node types; PresetError (one line per problem) otherwise."""
     from graph.nodes import NODE_TYPES
+    from presets import store
 
-    try:
-        from presets import store
-    except ImportError:
-        from presets import load_preset
-
-        return load_preset(name_or_path, node_types=NODE_TYPES)
     return store.load(name_or_path, node_types=NODE_TYPES)

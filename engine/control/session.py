@@ -15,11 +15,10 @@ recorded them, so undo and A/B restore values bit for bit.
 from __future__ import annotations
 
 import collections
-import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engine.live import METER_NODES, live_graph, read_meters
 from engine.mastering.chain import TRUE_PEAK_MARGIN_DB, plan_chain
@@ -75,10 +74,8 @@ def preset_values(preset: Preset, channels: int, sample_rate: float) -> tuple[di
 
 
 def _store():
-    try:
-        from presets import store
-    except ImportError:
-        raise ControlError("preset management needs presets.store, which this build does not have") from None
+    from presets import store
+
     return store
 
 
