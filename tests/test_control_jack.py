@@ -62,6 +62,21 @@ def scenario(preset_path: str) -> dict:
         dispatcher = Dispatcher(session)
         lat = executor.latency_frames
 
+        # 0. Ports: list, connect, disconnect, completion of port names.
+        def run(line):
+            r = dispatcher.execute(line)
+            return [r.ok, r.text]
+
+        listed = dispatcher.execute("ports auralis-rt").value
+        report["ports"] = {p["name"]: p["input"] for p in listed}
+        report["connect"] = run("connect system:capture_1 auralis-rt:in_1")
+        report["connected"] = [q.name for q in backend.client.get_all_connections("auralis-rt:in_1")]
+        report["ports_shows"] = "<- system:capture_1" in dispatcher.execute("ports auralis-rt:in_1").text
+        report["disconnect"] = run("disconnect system:capture_1 auralis-rt:in_1")
+        report["after_disconnect"] = [q.name for q in backend.client.get_all_connections("auralis-rt:in_1")]
+        report["bad_connect"] = run("connect nosuch:port auralis-rt:in_1")
+        report["completions"] = dispatcher.completions(["connect"])
+
         # 1. A set is heard: play a steady tone through the chain, change the input gain mid-way.
         player, recorder = Player(server.name, 2), Recorder(server.name, 2)
         for c in range(2):
@@ -180,3 +195,15 @@ def test_ten_thousand_commands_per_second_leave_the_audio_thread_alone(report):
     assert flood["callbacks"] >= 0.9 * expected_cycles
     assert flood["xruns"] <= base["xruns"] + 2, report["phases"]
     assert report["nonfinite_blocks"] == 0
+
+
+def test_ports_connect_and_disconnect_on_jack(report):
+    assert report["ports"] == {"auralis-rt:in_1": True, "auralis-rt:in_2": True, "auralis-rt:out_1": False,
+                               "auralis-rt:out_2": False}
+    assert report["connect"] == [True, "connected system:capture_1 -> auralis-rt:in_1"]
+    assert report["connected"] == ["system:capture_1"] and report["ports_shows"]
+    assert report["disconnect"] == [True, "disconnected system:capture_1 -> auralis-rt:in_1"]
+    assert report["after_disconnect"] == []
+    ok, text = report["bad_connect"]
+    assert not ok and text.startswith("JACK: cannot connect nosuch:port -> auralis-rt:in_1") and "\n" not in text
+    assert {"system:capture_1", "system:playback_1", "auralis-rt:in_1", "auralis-rt:out_2"} <= set(report["completions"])
