@@ -214,6 +214,9 @@ def _cmd_status(ctx: Context, args: list[str]) -> Reply:
     if info["kind"] == "offline":
         engine = (f"engine: offline driver ({info.get('source') or 'silence'}), {info['sample_rate']:g} Hz, "
                   f"block {info['period']}, {info['channels']} ch, {info['state']}")
+    elif info["kind"] == "portaudio":
+        engine = (f"engine: portaudio device {info.get('device', '')!r} ({info.get('host_api', '')}), "
+                  f"{info['sample_rate']:g} Hz x {info['period']}, {info['channels']} ch, {info['state']}")
     else:
         engine = (f"engine: {info['kind']} client {info.get('client', '')!r} on server {info.get('server', '')!r}, "
                   f"{info['sample_rate']:g} Hz x {info['period']}, {info['channels']} ch, {info['state']}")

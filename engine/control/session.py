@@ -443,7 +443,8 @@ class Session:
             info.update(kind=type(self.backend).__name__.removesuffix("Backend").lower(), state=st.state,
                         period=st.period, dsp_load=st.dsp_load, xruns=st.xruns, callbacks=st.callbacks,
                         callback_us_p99=st.callback_us_p99, server=getattr(st, "server", ""),
-                        client=getattr(st, "client_name", ""))
+                        client=getattr(st, "client_name", ""), device=getattr(st, "device", ""),
+                        host_api=getattr(st, "host_api", ""))
         else:
             tel = ex.telemetry()
             info.update(kind="offline", state="running" if self.driver and self.driver.running else "stopped",
