@@ -144,9 +144,14 @@ def _cmd_host(args: argparse.Namespace) -> int:
     import contextlib
 
     from engine.backends import open_host, run_host, status_line
+    from engine.control import Dispatcher, Session
+    from engine.control.run import ControlSetupError, control_services, interact, resolve_preset
     from engine.live import live_executor, meter_text
 
+    preset = resolve_preset(args.preset)  # a bad preset is refused before any audio starts
     device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
+    interactive = not args.no_repl
+    code = None
     with contextlib.ExitStack() as stack:
         host = stack.enter_context(open_host(
             args.backend, jack_server=args.jack_server, name=args.name, channels=args.channels,
@@ -155,39 +160,46 @@ def _cmd_host(args: argparse.Namespace) -> int:
         for note in host.notes:
             print(note, flush=True)
         status = host.backend.status()
-        executor, notes = live_executor(args.preset, args.channels, float(status.sample_rate))
+        executor, notes = live_executor(preset, args.channels, float(status.sample_rate))
         host.backend.set_executor(executor)
-        running = {"executor": executor}
+        session = Session(executor, preset, backend=host.backend, host=host, preset_path=args.preset)
+        dispatcher = Dispatcher(session)
 
         def tick(st):
-            # The C callbacks only flag a new sample rate; the chain is rebuilt here, off the
-            # audio thread, and published with one atomic swap.
-            events = host.backend.poll_events() if hasattr(host.backend, "poll_events") else []
-            if "sample_rate" in events:
-                rebuilt, _ = live_executor(args.preset, args.channels, float(st.sample_rate))
-                host.backend.set_executor(rebuilt)
-                running["executor"] = rebuilt
-                print(f"sample rate is now {st.sample_rate} Hz: chain rebuilt", flush=True)
-            if "buffer_size" in events:
-                print(f"period is now {st.period} frames", flush=True)
+            # --no-repl: the upkeep (collect, a new sample rate rebuilds the chain off the
+            # audio thread and publishes it with one atomic swap) and the status line.
+            with session.lock:
+                session.housekeeping()
+            while session.notices:
+                print(session.notices.popleft(), flush=True)
             if not args.quiet:
-                print(status_line(st, meter_text(running["executor"])), flush=True)
+                print(status_line(st, meter_text(session.executor)), flush=True)
 
         try:  # from here on Ctrl-C is the normal way to stop
             for note in notes:
                 print(note, flush=True)
             print(f"auralis-rt host: {host.kind}, server {host.server_name!r}, {status.sample_rate} Hz x "
-                  f"{status.period}, preset {args.preset}, latency {executor.latency_frames} frames"
-                  + ("" if args.no_repl else " (the REPL is not there yet: status once per second, Ctrl-C stops)"),
+                  f"{status.period}, preset {preset.name}, latency {executor.latency_frames} frames"
+                  + ("" if args.no_repl or not sys.stdin.isatty() else " (help lists the commands, Ctrl-D quits)"),
                   flush=True)
-            final = run_host(host, duration_s=args.duration, status_json=args.status_json, on_tick=tick)
+            with control_services(session, dispatcher, osc_port=args.osc_port, osc_bind=args.osc_bind,
+                                  housekeeping=interactive):
+                code = interact(session, dispatcher, script=args.script, repl=interactive, duration_s=args.duration)
+                if code is None:
+                    final = run_host(host, duration_s=args.duration, status_json=args.status_json, on_tick=tick,
+                                     should_stop=session.stop_requested.is_set)
+                else:
+                    final = run_host(host, duration_s=0.0, status_json=args.status_json)  # final telemetry only
         except KeyboardInterrupt:
-            final = run_host(host, duration_s=0.0, status_json=args.status_json)  # final telemetry only
+            final = run_host(host, duration_s=0.0, status_json=args.status_json)
+        except ControlSetupError as exc:
+            print(f"auralis-rt host: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         if getattr(final, "shutdown", False):
             print(f"auralis-rt host: the audio server went away ({final.shutdown_reason or 'no reason given'})",
                   file=sys.stderr)
             return 1
-    return EXIT_OK
+    return code or EXIT_OK
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -228,6 +240,55 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"done: {final.callbacks} callbacks, {final.xruns} xruns, DSP load {100 * final.dsp_load:.2f} %, "
           f"callback p99 {final.callback_us_p99:.1f} us", flush=True)
     return EXIT_OK
+
+
+def _cmd_repl(args: argparse.Namespace) -> int:
+    from engine.control import Dispatcher, Session
+    from engine.control.driver import OfflineDriver
+    from engine.control.run import ControlSetupError, control_services, interact, resolve_preset
+    from engine.live import live_executor
+
+    preset = resolve_preset(args.preset)
+    rate, channels, source, source_name = args.rate, args.channels, None, "silence"
+    if args.input:
+        from engine.audio_io import AudioReader
+
+        with AudioReader(args.input) as reader:
+            rate, channels = reader.info.sample_rate, reader.info.channels
+            limit = int(REPL_INPUT_SECONDS * rate)
+            pieces, frames = [], 0
+            for block in reader.blocks(65536):
+                pieces.append(block[:limit - frames])
+                frames += pieces[-1].shape[0]
+                if frames >= limit:
+                    break
+        import numpy as np
+
+        source = np.ascontiguousarray(np.concatenate(pieces, axis=0).T)
+        source_name = f"{args.input}, looped"
+    executor, notes = live_executor(preset, channels, float(rate), max_block=max(1024, args.block))
+    driver = OfflineDriver(executor, block=args.block, source=source, source_name=source_name).start()
+    session = Session(executor, preset, driver=driver, preset_path=args.preset)
+    dispatcher = Dispatcher(session)
+    if sys.stdin.isatty() or args.script:
+        for note in notes:
+            print(note, flush=True)
+        print(f"auralis-rt repl: preset {preset.name} on an offline engine fed {source_name} "
+              f"({rate} Hz, {channels} ch; nothing is played, meters and presets work). help lists the commands.",
+              flush=True)
+    try:
+        with control_services(session, dispatcher, osc_port=args.osc_port, osc_bind=args.osc_bind):
+            return interact(session, dispatcher, script=args.script) or EXIT_OK
+    except ControlSetupError as exc:
+        print(f"auralis-rt repl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        driver.stop()
+
+
+REPL_INPUT_SECONDS = 120.0
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -473,6 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--duration", type=_in_range(0.0, 1e9, "s"), help="stop after S seconds (default: Ctrl-C)")
     host.add_argument("--status-json", metavar="PATH", help="write the final telemetry here")
     host.add_argument("--quiet", action="store_true", help="no status line per second")
+    host.add_argument("--script", metavar="FILE", help="run these commands first (stops at the first failing line)")
+    host.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N",
+                      help="accept OSC messages on UDP port N (default: no OSC)")
+    host.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR",
+                      help="address the OSC port listens on (default 127.0.0.1: this machine only)")
     host.set_defaults(func=_cmd_host)
 
     devices = sub.add_parser("devices", help="list JACK ports and PortAudio devices")
@@ -485,6 +551,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=_in_range(1.0, 3600.0, "s"), default=5.0)
     demo.add_argument("--preset", default="adaptive")
     demo.set_defaults(func=_cmd_demo)
+
+    repl = sub.add_parser("repl", help="the control REPL on an offline engine: edit, meter and save presets",
+                          description="The same commands as the host's REPL, on the preset's chain run by an "
+                                      "offline engine at real-time pace, fed silence (or --input FILE, looped); "
+                                      "nothing is played. For live audio use `auralis-rt host`. When stdin is not "
+                                      "a terminal its lines are run as a script.")
+    repl.add_argument("--preset", default="adaptive", help="user or shipped preset name, or a JSON file")
+    repl.add_argument("--input", metavar="FILE", help=f"feed this file (its first {REPL_INPUT_SECONDS:g} s, looped) "
+                                                      "instead of silence; its rate and channels are used")
+    repl.add_argument("--rate", type=_positive_int(8000, 384000, "Hz"), default=48000)
+    repl.add_argument("--channels", type=_positive_int(1, 64, "channels"), default=2)
+    repl.add_argument("--block", type=_positive_int(16, 8192, "frames"), default=256,
+                      help="frames per processing block (default 256)")
+    repl.add_argument("--script", metavar="FILE", help="run these commands first (stops at the first failing line)")
+    repl.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N")
+    repl.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR")
+    repl.set_defaults(func=_cmd_repl)
+
     presets_parser = sub.add_parser(
         "presets", help="list, show, validate presets; print the preset JSON Schema",
         description="User presets live in $XDG_CONFIG_HOME/auralis-rt/presets (default ~/.config/...) next to the "

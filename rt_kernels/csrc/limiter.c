@@ -3,6 +3,7 @@
 #include "true_peak.h"
 
 #include <float.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,9 @@ struct rt_limiter {
 
     double gain_last, gain_min;
     uint64_t clamps, nonfinite;
+    /* Copies for other threads (relaxed atomics; the fields above belong to the audio
+     * thread): the gain of the last frame, and the lowest gain since the last take. */
+    _Atomic double shared_gain_last, shared_gain_min_take;
 };
 
 static float float_at_or_below(double v)
@@ -116,6 +120,8 @@ void rt_limiter_reset(rt_limiter *st)
     st->tp_prev[0] = st->tp_prev[1] = 0.0f;
     if (st->tp) rt_true_peak_reset(st->tp);
     st->gain_last = st->gain_min = 1.0;
+    atomic_store_explicit(&st->shared_gain_last, 1.0, memory_order_relaxed);
+    atomic_store_explicit(&st->shared_gain_min_take, 1.0, memory_order_relaxed);
 }
 
 rt_limiter *rt_limiter_create(uint32_t channels, double sample_rate, double lookahead_ms,
@@ -287,7 +293,7 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
 {
     const uint32_t C = st->channels;
     const float ceiling_f = st->ceiling_f;
-    double gain_min = st->gain_min, g = st->gain_last;
+    double gain_min = st->gain_min, g = st->gain_last, block_min = 1.0;
     for (uint32_t off = 0; off < frames; off += CHUNK) {
         const uint32_t n = frames - off < CHUNK ? frames - off : CHUNK;
         /* Copy (so out may alias in) and replace non-finite samples by 0. */
@@ -327,7 +333,7 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
                 d = v;
             }
             g = gain_step(st, d);
-            if (g < gain_min) gain_min = g;
+            if (g < block_min) block_min = g;
             if (gain_out) gain_out[off + i] = (float)g;
 
             uint32_t rd = st->delay_w + st->delay_len - st->latency;
@@ -347,8 +353,15 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
             if (++st->delay_w == st->delay_len) st->delay_w = 0;
         }
     }
+    if (block_min < gain_min) gain_min = block_min;
     st->gain_last = g;
     st->gain_min = gain_min;
+    atomic_store_explicit(&st->shared_gain_last, g, memory_order_relaxed);
+    double old = atomic_load_explicit(&st->shared_gain_min_take, memory_order_relaxed);
+    while (block_min < old &&
+           !atomic_compare_exchange_weak_explicit(&st->shared_gain_min_take, &old, block_min,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
     return frames;
 }
 
@@ -362,5 +375,13 @@ static double to_db_reduction(double g) { return g > 0.0 ? -20.0 * log10(g) : IN
 double rt_limiter_gain_reduction_db(const rt_limiter *st) { return to_db_reduction(st->gain_last); }
 double rt_limiter_max_gain_reduction_db(const rt_limiter *st) { return to_db_reduction(st->gain_min); }
 void rt_limiter_clear_meter(rt_limiter *st) { st->gain_min = st->gain_last; }
+double rt_limiter_gr_now_db(const rt_limiter *st)
+{
+    return to_db_reduction(atomic_load_explicit((_Atomic double *)&st->shared_gain_last, memory_order_relaxed));
+}
+double rt_limiter_gr_max_take_db(rt_limiter *st)
+{
+    return to_db_reduction(atomic_exchange_explicit(&st->shared_gain_min_take, 1.0, memory_order_relaxed));
+}
 uint64_t rt_limiter_clamp_count(const rt_limiter *st) { return st->clamps; }
 uint64_t rt_limiter_nonfinite_count(const rt_limiter *st) { return st->nonfinite; }

@@ -63,6 +63,11 @@ void rt_limiter_set_auto_release(rt_limiter *st, int on);
 double rt_limiter_gain_reduction_db(const rt_limiter *st);
 double rt_limiter_max_gain_reduction_db(const rt_limiter *st);
 void rt_limiter_clear_meter(rt_limiter *st);
+/* The same meter for another thread while the audio thread runs (relaxed atomics,
+ * updated at the end of each process call): gain reduction (dB, >= 0) of the last
+ * frame, and the largest since the previous take (clears it; one reader). */
+double rt_limiter_gr_now_db(const rt_limiter *st);
+double rt_limiter_gr_max_take_db(rt_limiter *st);
 /* Output samples the safety stage had to set to +-ceiling; non-finite input samples seen. */
 uint64_t rt_limiter_clamp_count(const rt_limiter *st);
 uint64_t rt_limiter_nonfinite_count(const rt_limiter *st);

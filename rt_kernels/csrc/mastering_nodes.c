@@ -78,6 +78,7 @@ static int cmp_set_param(void *st, uint32_t id, double v)
 }
 static const rt_node_ops cmp_ops = {"compressor", cmp_process, cmp_reset, cmp_latency, cmp_set_param, cmp_destroy};
 const rt_node_ops *rt_compressor_node_ops(void) { return &cmp_ops; }
+rt_compressor *rt_compressor_node_kernel(void *state) { return ((compressor_node *)state)->c; }
 
 /* ---- limiter */
 

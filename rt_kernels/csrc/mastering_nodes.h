@@ -6,6 +6,7 @@
 #ifndef RT_MASTERING_NODES_H
 #define RT_MASTERING_NODES_H
 #include <stdint.h>
+#include "compressor.h"
 #include "executor.h"
 #include "loudness.h"
 #include "correlation.h"
@@ -17,6 +18,9 @@
  * 9 rms_ms.  Every value goes to the kernel at once (it smooths by itself). */
 void *rt_compressor_node_state_create(uint32_t channels, double sample_rate);
 const rt_node_ops *rt_compressor_node_ops(void);
+/* The kernel inside a compressor node's state (rt_node_state(node)), for its lock-free
+ * gain-reduction meter: rt_compressor_gr_db / rt_compressor_gr_max_take_db. */
+rt_compressor *rt_compressor_node_kernel(void *state);
 
 /* Limiter (state: rt_limiter from rt_limiter_create).  ids: 0 ceiling_db,
  * 1 release_ms, 2 auto_release (0/1).  lookahead and true_peak are creation-time
