@@ -396,22 +396,25 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
-    """`auralis-rt play`: files -> player -> the preset's live chain -> outputs."""
+    """`auralis-rt play`: files -> player -> the preset's live chain -> outputs, with the
+    REPL (a terminal), the commands on stdin (no terminal) or neither (--no-repl)."""
     import contextlib
     import threading
     import time
 
     from engine.backends import open_host, run_host, status_line
+    from engine.control import Dispatcher, Session
+    from engine.control.run import ControlSetupError, control_services, interact, resolve_preset
     from engine.live import live_executor, meter_text
     from engine.player.player import Player
-
-    from graph.nodes import NODE_TYPES
-    from presets import load_preset
 
     def clock(seconds: float) -> str:
         return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
-    preset = load_preset(args.preset, node_types=NODE_TYPES)  # a bad preset fails before any audio starts
+    preset = resolve_preset(args.preset)  # a bad preset fails before any audio starts
+    interactive = not args.no_repl
+    tty = interactive and sys.stdin.isatty()
+    code = None
     with contextlib.ExitStack() as stack:
         host = stack.enter_context(open_host(args.backend, jack_server=args.jack_server, channels=2))
         for note in host.notes:
@@ -421,8 +424,13 @@ def _cmd_play(args: argparse.Namespace) -> int:
         executor, notes = live_executor(preset, 2, rate)
         player = Player(executor, crossfade_s=args.crossfade)
         stack.callback(player.close)
+        session = Session(executor, preset, backend=host.backend, host=host, player=player,
+                          preset_path=args.preset) if interactive else None
         finished = threading.Event()
         counts = {"tracks": 0, "errors": 0}
+        # At a prompt, lines from the player's event thread would tear the line being
+        # typed: they go to the session's notices, which the REPL prints between commands.
+        say = session.notices.append if tty else (lambda text: print(text, flush=True))
 
         def on_event(event) -> None:  # the player's event thread
             if event.kind == "track":
@@ -430,12 +438,12 @@ def _cmd_play(args: argparse.Namespace) -> int:
                 d = event.data
                 length = "" if d.get("frames") is None else f" ({clock(d['frames'] / d['sample_rate'])})"
                 place = "" if d.get("index") is None else f"{d['index'] + 1}/{d['queue_length']} "
-                print(f"track {place}{event.track.path}{length}", flush=True)
+                say(f"track {place}{event.track.path}{length}")
             elif event.kind == "error":
                 counts["errors"] += 1
-                print(f"error: {event.message}", flush=True)
+                say(f"error: {event.message}")
             elif event.kind == "underrun":
-                print(f"underrun: the decoder fell behind ({event.data['events']} so far)", flush=True)
+                say(f"underrun: the decoder fell behind ({event.data['events']} so far)")
             elif event.kind == "end":
                 finished.set()
 
@@ -445,17 +453,19 @@ def _cmd_play(args: argparse.Namespace) -> int:
         for note in notes:
             print(note, flush=True)
         print(f"auralis-rt play: {len(args.files)} file(s), {host.kind}, server {host.server_name!r}, "
-              f"{status.sample_rate} Hz x {status.period}, preset {args.preset}, latency "
+              f"{status.sample_rate} Hz x {status.period}, preset {preset.name}, latency "
               f"{executor.latency_frames} frames" + (f", crossfade {args.crossfade:g} s" if args.crossfade else "")
-              + ("" if args.no_repl else " (the REPL is not there yet: status once per second, Ctrl-C stops)"),
-              flush=True)
+              + (" (help lists the commands, Ctrl-D quits)" if tty else ""), flush=True)
         last = {"t": 0.0}
 
         def tick(st) -> None:
-            if "sample_rate" in (host.backend.poll_events() if hasattr(host.backend, "poll_events") else []):
+            if session is None and "sample_rate" in (host.backend.poll_events()
+                                                     if hasattr(host.backend, "poll_events") else []):
                 print(f"auralis-rt play: the server's sample rate changed to {st.sample_rate} Hz; stopping",
                       file=sys.stderr, flush=True)
                 finished.set()
+            while session is not None and session.notices:
+                print(session.notices.popleft(), flush=True)
             now = time.monotonic()
             if args.quiet or finished.is_set() or now - last["t"] < 1.0:
                 return
@@ -464,12 +474,33 @@ def _cmd_play(args: argparse.Namespace) -> int:
             where = f"{player.state.value} {clock(seconds)} {track.title if track else '-'}"
             print(status_line(st, f"{where}  {meter_text(executor)}"), flush=True)
 
+        def play_out(duration_s):
+            """Until the queue ends, `duration_s` passes, quit, or Ctrl-C."""
+            stop = finished.is_set if session is None else (
+                lambda: finished.is_set() or session.stop_requested.is_set())
+            return run_host(host, duration_s=duration_s, interval_s=0.2, on_tick=tick, should_stop=stop)
+
+        started = time.monotonic()
         player.play()
         try:
-            final = run_host(host, duration_s=args.duration, interval_s=0.2, on_tick=tick,
-                             should_stop=finished.is_set)
+            if session is None:
+                final = play_out(args.duration)
+            else:
+                dispatcher = Dispatcher(session)
+                with control_services(session, dispatcher, osc_port=args.osc_port, osc_bind=args.osc_bind):
+                    code = interact(session, dispatcher, script=args.script, repl=True,
+                                    duration_s=None if not tty else args.duration)
+                    if not tty and code == 0 and not session.stop_requested.is_set():
+                        # stdin's commands are done: play on, as without a terminal one would
+                        left = None if args.duration is None else max(0.0, args.duration - (time.monotonic() - started))
+                        final = play_out(left)
+                    else:
+                        final = host.backend.status()
         except KeyboardInterrupt:
             final = host.backend.status()
+        except ControlSetupError as exc:
+            print(f"auralis-rt play: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         events, frames = player.underruns
         player.stop()
         print(f"done: {counts['tracks']} track(s) played, {counts['errors']} error(s), {events} underrun(s) "
@@ -481,7 +512,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
         if counts["tracks"] == 0 and counts["errors"]:
             print("auralis-rt play: no file could be played", file=sys.stderr)
             return EXIT_INPUT
-    return EXIT_OK
+    return code or EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -597,10 +628,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       "a running JACK server or a private one (dummy driver). Exit status: 0 ok, "
                                       "1 audio server problem, 2 bad arguments or preset, 3 no file could be played.")
     play.add_argument("files", nargs="+", metavar="FILE")
-    play.add_argument("--preset", default="adaptive", help="shipped preset name or a JSON file (default: adaptive)")
+    play.add_argument("--preset", default="adaptive", help="user or shipped preset name, or a JSON file (default: adaptive)")
     play.add_argument("--backend", choices=("auto", "jack", "portaudio"), default="auto")
     play.add_argument("--jack-server", metavar="NAME", help="JACK server name (default: $JACK_DEFAULT_SERVER or default)")
-    play.add_argument("--no-repl", action="store_true", help="no interactive prompt; end with the queue")
+    play.add_argument("--no-repl", action="store_true",
+                      help="no prompt and no commands from stdin; end with the queue")
+    play.add_argument("--script", metavar="FILE", help="run these commands first (stops at the first failing line)")
+    play.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N",
+                      help="accept the same commands as OSC messages on this UDP port")
+    play.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR", help="OSC address (default 127.0.0.1)")
     play.add_argument("--crossfade", type=_in_range(0.0, 30.0, "s"), default=0.0,
                       help="equal-power crossfade between tracks in seconds (default 0: gapless)")
     play.add_argument("--duration", type=_in_range(0.0, 1e9, "s"), help="stop after S seconds")
