@@ -515,6 +515,14 @@ def _cmd_play(args: argparse.Namespace) -> int:
     return code or EXIT_OK
 
 
+def _add_control_options(parser: argparse.ArgumentParser) -> None:
+    """--script, --osc-port, --osc-bind: the command layer's inputs besides the REPL."""
+    parser.add_argument("--script", metavar="FILE", help="run these commands first (stops at the first failing line)")
+    parser.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N",
+                        help="accept the same commands as OSC messages on this UDP port (nothing listens without it)")
+    parser.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR", help="OSC address (default 127.0.0.1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auralis-rt",
@@ -565,11 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--duration", type=_in_range(0.0, 1e9, "s"), help="stop after S seconds (default: Ctrl-C)")
     host.add_argument("--status-json", metavar="PATH", help="write the final telemetry here")
     host.add_argument("--quiet", action="store_true", help="no status line per second")
-    host.add_argument("--script", metavar="FILE", help="run these commands first (stops at the first failing line)")
-    host.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N",
-                      help="accept OSC messages on UDP port N (default: no OSC)")
-    host.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR",
-                      help="address the OSC port listens on (default 127.0.0.1: this machine only)")
+    _add_control_options(host)
     host.set_defaults(func=_cmd_host)
 
     devices = sub.add_parser("devices", help="list JACK ports and PortAudio devices")
@@ -595,9 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("--channels", type=_positive_int(1, 64, "channels"), default=2)
     repl.add_argument("--block", type=_positive_int(16, 8192, "frames"), default=256,
                       help="frames per processing block (default 256)")
-    repl.add_argument("--script", metavar="FILE", help="run these commands first (stops at the first failing line)")
-    repl.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N")
-    repl.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR")
+    _add_control_options(repl)
     repl.set_defaults(func=_cmd_repl)
 
     presets_parser = sub.add_parser(
@@ -633,10 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--jack-server", metavar="NAME", help="JACK server name (default: $JACK_DEFAULT_SERVER or default)")
     play.add_argument("--no-repl", action="store_true",
                       help="no prompt and no commands from stdin; end with the queue")
-    play.add_argument("--script", metavar="FILE", help="run these commands first (stops at the first failing line)")
-    play.add_argument("--osc-port", type=_positive_int(0, 65535, ""), metavar="N",
-                      help="accept the same commands as OSC messages on this UDP port")
-    play.add_argument("--osc-bind", default="127.0.0.1", metavar="ADDR", help="OSC address (default 127.0.0.1)")
+    _add_control_options(play)
     play.add_argument("--crossfade", type=_in_range(0.0, 30.0, "s"), default=0.0,
                       help="equal-power crossfade between tracks in seconds (default 0: gapless)")
     play.add_argument("--duration", type=_in_range(0.0, 1e9, "s"), help="stop after S seconds")

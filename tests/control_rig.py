@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from engine.control import Dispatcher, Session
 from engine.control.driver import OfflineDriver
@@ -107,3 +108,14 @@ class Rig:
 
 def sine_rms_db(peak_dbfs: float) -> float:
     return peak_dbfs - 20 * math.log10(math.sqrt(2))
+
+
+@pytest.fixture
+def rig(tmp_path, monkeypatch):
+    """A running Rig on the probe preset; user presets and REPL history under tmp_path."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    r = Rig(write_probe_preset(tmp_path))
+    r.settle(0.2)
+    yield r
+    r.close()

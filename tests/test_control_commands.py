@@ -10,16 +10,7 @@ import pytest
 
 from engine.control.commands import Dispatcher
 from engine.control.script import run_script
-from tests.control_rig import Rig, TONE_DBFS, sine_rms_db, write_probe_preset
-
-
-@pytest.fixture
-def rig(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    r = Rig(write_probe_preset(tmp_path))
-    r.settle(0.2)
-    yield r
-    r.close()
+from tests.control_rig import Rig, TONE_DBFS, rig, sine_rms_db, write_probe_preset  # noqa: F401 (rig: fixture)
 
 
 def param_blocks(rig) -> int:

@@ -14,16 +14,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from engine.control.osc import OscRouteError, OscServer, osc_to_line
 from engine.control.run import ControlSetupError, control_services
-from tests.control_rig import Rig, TONE_DBFS, sine_rms_db, write_probe_preset
-
-
-@pytest.fixture
-def rig(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    r = Rig(write_probe_preset(tmp_path))
-    r.settle(0.1)
-    yield r
-    r.close()
+from tests.control_rig import Rig, TONE_DBFS, rig, sine_rms_db, write_probe_preset  # noqa: F401 (rig: fixture)
 
 
 @pytest.fixture

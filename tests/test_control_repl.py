@@ -13,7 +13,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from engine.control.repl import BoundedFileHistory, Repl, history_path
-from tests.control_rig import Rig, TONE_DBFS, sine_rms_db, write_probe_preset
+from tests.control_rig import Rig, TONE_DBFS, rig, sine_rms_db, write_probe_preset  # noqa: F401 (rig: fixture)
 from tests.test_control_commands import HOSTILE
 
 
@@ -54,16 +54,6 @@ class Driven:
             self.type("\x04")  # Ctrl-D
             self.thread.join(10)
         self._pipe_cm.__exit__(None, None, None)
-
-
-@pytest.fixture
-def rig(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    r = Rig(write_probe_preset(tmp_path))
-    r.settle(0.2)
-    yield r
-    r.close()
 
 
 @pytest.fixture
