@@ -214,3 +214,12 @@ def test_file_names_complete_for_queue_add_and_preset_paths(rig, tmp_path, monke
 
     assert complete_path("music/") == ["music/a song.flac", "music/b.wav"]
     assert complete_path(f"{tmp_path}/mu") == [f"{tmp_path}/music/"]
+
+
+def test_a_notice_shows_above_the_prompt_without_waiting_for_a_command(repl, rig):
+    """A new track or a skipped file (session notices, from other threads) is printed while
+    the prompt waits for input, not only when the next command is typed."""
+    assert repl.line("status")[0]
+    time.sleep(0.3)                      # the prompt is up again, nothing typed
+    rig.session.notices.append("track 2/2 next.flac")
+    assert repl.reply(timeout_s=5.0) == (True, "track 2/2 next.flac")

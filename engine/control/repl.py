@@ -9,12 +9,14 @@ types ends the REPL: Ctrl-C clears the line (or interrupts a ``sleep``), Ctrl-D 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 from pathlib import Path
 from typing import Callable, Iterable
 
 from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
@@ -24,6 +26,7 @@ from engine.control.commands import Dispatcher, Reply, meter_line
 __all__ = ["Repl", "CommandCompleter", "BoundedFileHistory", "history_path", "TOOLBAR_REFRESH_S"]
 
 TOOLBAR_REFRESH_S = 0.2
+NOTICE_POLL_S = 0.2   # how soon a notice (new track, skipped file) shows above the prompt
 HISTORY_ENTRIES = 10_000
 
 
@@ -188,12 +191,26 @@ class Repl:
         self._drain_notices()
         return 0
 
+    def _watch_notices(self) -> None:
+        """While the prompt is up, print notices that arrive (a new track, a skipped file,
+        a sample-rate change) above it within NOTICE_POLL_S, not only at the next command."""
+        app = self.prompt_session.app
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(NOTICE_POLL_S)
+                if self.notes or self.session.notices:
+                    await run_in_terminal(self._drain_notices)
+
+        app.create_background_task(watch())
+
     def _step(self) -> bool:
         """One prompt and its command; True when the REPL should end."""
         self._drain_notices()
         try:
             line = self.prompt_session.prompt(
-                self.prompt_text(), refresh_interval=self.refresh_s if self.session.meters_on else 0)
+                self.prompt_text(), refresh_interval=self.refresh_s if self.session.meters_on else 0,
+                pre_run=self._watch_notices)
         except KeyboardInterrupt:  # Ctrl-C at the prompt: the line is dropped
             return False
         except EOFError:  # Ctrl-D on an empty line
