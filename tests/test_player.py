@@ -20,7 +20,7 @@ from engine.live import live_executor
 from engine.player.decode import decode_offline
 from engine.player.events import PlayerState
 from engine.player.player import Player
-from graph import Executor, Graph
+from graph import Executor, Graph, Node
 
 RATE = 48000
 FADE = 240            # 5 ms at 48 kHz: the player's default fade
@@ -659,6 +659,32 @@ def test_removing_the_track_decoded_ahead_plays_the_one_after_it_next(tmp_path):
         player.close()
         audio.stop()
     assert [t for t, _ in log.track_events()] == ["a.wav", "b.wav", "c.wav"]
+
+
+def test_position_is_what_comes_out_of_the_chain_now(tmp_path):
+    """position() = the track frame entering the chain minus the chain's latency (a
+    300-frame delay here), never before the track's start."""
+    a = ramp(24000)
+    ex = Executor(Graph(Node("delay", "d", delay_frames=300)), 2, RATE, max_block=256)
+    player = Player(ex)
+    player.queue.add(*write_tracks(tmp_path, a=a))
+    audio = AudioThread(player)
+    try:
+        audio.hold()
+        player.play()
+        assert wait_for(lambda: player.stream.write_position >= 1024)   # the first chunk is in the ring
+        audio.step(1)
+        assert player.position()[:2] == (player.queue.current, 0)      # 256 frames in, none out yet
+        audio.step(3)
+        y = np.concatenate(audio.out, axis=1)
+        last = int(round(float(y[0, -1]) * a.shape[0] / 0.4)) - 1      # the ramp frame output last
+        assert last == 1024 - 1 - 300
+        track, frame, seconds = player.position()
+        assert frame == last + 1 and seconds == frame / RATE
+    finally:
+        audio.release()
+        player.close()
+        audio.stop()
 
 
 def test_seek_refuses_bad_positions_with_one_line(short_files):

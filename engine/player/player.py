@@ -173,10 +173,18 @@ class Player:
         return st.underrun_events, st.underrun_frames
 
     def position(self) -> tuple[Track | None, int, float]:
-        """(track, frame in the track, seconds) of the audio entering the chain now.
+        """(track, frame in the track at the engine rate, seconds) of what the chain
+        outputs now: the frame entering it minus the latency of the plan it runs
+        (Executor.running_latency_frames), so a lookahead limiter does not put the
+        display ahead of the sound.
 
-        After a start or seek that is not audible yet: the target.  Stopped: the
-        queue's current track at 0."""
+        Not before the frame the track was started from (its first frame, a seek's
+        target): during the first latency frames of a track the output still carries
+        the end of what played before, which is not reported.  Paused, the position
+        stays latency frames before the frame that resumes (the chain's tail leaves
+        the output while the input stands still) and moves on from there: it never
+        jumps.  After a start or seek that is not audible yet: the target.  Stopped:
+        the queue's current track at 0."""
         st = self.stream.status()
         started = self._started
         if self._sm.state is PlayerState.STOPPED or self._sm.state is PlayerState.ERROR:
@@ -186,7 +194,7 @@ class Player:
         entry = self._entries.get(st.token)
         if entry is None:
             return self.queue.current, 0, 0.0
-        frame = max(0, st.frame_in_track)
+        frame = max(entry.start_frame, st.frame_in_track - self.executor.running_latency_frames)
         if entry.frames is not None:
             frame = min(frame, entry.frames)
         return entry.track, frame, frame / self.sample_rate
