@@ -20,7 +20,7 @@ from engine.live import live_executor
 from engine.player.decode import decode_offline
 from engine.player.events import PlayerState
 from engine.player.player import Player
-from graph import Executor, Graph
+from graph import Executor, Graph, Node
 
 RATE = 48000
 FADE = 240            # 5 ms at 48 kHz: the player's default fade
@@ -231,11 +231,20 @@ def test_the_players_callback_makes_no_allocation_lock_or_gil_call(tmp_path, rtc
 # -- in-process: an audio thread driving the stream from Python (C call, GIL released) -----
 
 class AudioThread:
-    """Calls the stream's process function every ~period in real time."""
+    """Calls the stream's process function every ~period in real time.
+
+    ``hold()`` parks it between two calls (returns once no call is under way),
+    ``step(n)`` then runs exactly n calls, and ``release()`` lets it run on: commands
+    given while it is held all land within one audio period, as they can with a real
+    backend, so a test need not race the clock."""
 
     def __init__(self, player: Player, period: int = 256):
         self.player, self.period = player, period
         self.out: list[np.ndarray] = []
+        self.blocks = 0
+        self._cv = threading.Condition()
+        self._budget: int | None = None   # calls left before parking (None: run freely)
+        self._parked = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -243,14 +252,82 @@ class AudioThread:
     def _run(self) -> None:
         t = time.monotonic()
         while not self._stop.is_set():
+            with self._cv:
+                if self._budget == 0:
+                    self._parked = True
+                    self._cv.notify_all()
+                    self._cv.wait_for(lambda: self._budget != 0 or self._stop.is_set())
+                    self._parked = False
+                    t = time.monotonic()   # no catching up on the time held
+                    continue
             self.out.append(self.player.stream.process(self.period))
+            with self._cv:
+                self.blocks += 1
+                if self._budget:
+                    self._budget -= 1
+                self._cv.notify_all()
             t += self.period / RATE
             time.sleep(max(0.0, t - time.monotonic()))
 
+    def hold(self) -> None:
+        with self._cv:
+            self._budget = 0
+            assert self._cv.wait_for(lambda: self._parked, 10), "the audio thread did not park"
+
+    def step(self, n: int) -> None:
+        """Held: run exactly n calls, then park again."""
+        with self._cv:
+            assert self._budget == 0, "step() needs hold() first"
+            target = self.blocks + n
+            self._budget = n
+            self._cv.notify_all()
+            assert self._cv.wait_for(lambda: self._parked and self.blocks >= target, 10), f"{n} blocks did not run"
+
+    def release(self) -> None:
+        with self._cv:
+            self._budget = None
+            self._cv.notify_all()
+
+    def wait_blocks(self, n: int) -> None:
+        """Until n more calls have run (running freely)."""
+        with self._cv:
+            target = self.blocks + n
+            assert self._cv.wait_for(lambda: self.blocks >= target, 10), f"{n} blocks did not run"
+
     def stop(self) -> np.ndarray:
         self._stop.set()
+        self.release()
         self._thread.join()
         return np.concatenate(self.out, axis=1)
+
+
+class EventLog:
+    """A player's events, in order; ``wait(predicate)`` blocks until one matches."""
+
+    def __init__(self, player: Player):
+        self.events: list = []
+        self._cv = threading.Condition()
+        player.subscribe(self._on)
+
+    def _on(self, e) -> None:
+        with self._cv:
+            self.events.append(e)
+            self._cv.notify_all()
+
+    def wait(self, predicate, timeout_s: float = 10.0):
+        """The first event logged since subscribing that matches (waits up to timeout_s)."""
+        with self._cv:
+            found = self._cv.wait_for(lambda: next((e for e in self.events if predicate(e)), None), timeout_s)
+        assert found is not None, f"no such event; got {[(e.kind, e.state.value) for e in self.events]}"
+        return found
+
+    def track_events(self) -> list[tuple[str, str]]:
+        with self._cv:
+            return [(e.track.title, e.state.value) for e in self.events if e.kind == "track"]
+
+    def states(self) -> list:
+        with self._cv:
+            return [e for e in self.events if e.kind == "state"]
 
 
 @pytest.fixture
@@ -263,30 +340,72 @@ def short_files(tmp_path):
     return paths
 
 
-def test_commands_from_many_threads_neither_deadlock_nor_lose_events(short_files):
+def write_tracks(directory: Path, **tracks: np.ndarray) -> list[str]:
+    """name=(frames, 2) float32 -> name.wav files; returns their paths in order."""
+    paths = []
+    for name, x in tracks.items():
+        sf.write(directory / f"{name}.wav", x, RATE, subtype="FLOAT")
+        paths.append(str(directory / f"{name}.wav"))
+    return paths
+
+
+def wait_for(predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def is_track(title: str):
+    return lambda e: e.kind == "track" and e.track.title == title
+
+
+def played_out(player: Player, log: EventLog) -> None:
+    """The queue plays to its end: the player gets there from PLAYING, never from LOADING."""
+    log.wait(lambda e: e.kind == "end")
+    assert player.events.flush(5)
+    assert player.state is PlayerState.STOPPED
+    assert log.states()[-1].data["previous"] == "playing"
+
+
+def test_commands_from_many_threads_neither_deadlock_nor_lose_events_and_the_state_follows(tmp_path):
+    """Six threads (and a listener) command the player at random -- play, pause, resume,
+    stop, next, previous, seek, seek+next and next+pause+resume back to back, repeat
+    changes -- over a queue with a track shorter than a period and a corrupt file.  Then
+    the state must be what the last command left: paused or stopped stays so (and
+    silent); playing or loading plays the queue out to STOPPED, reached from PLAYING;
+    and the same after last commands given within one audio period."""
+    paths = write_tracks(tmp_path, s0=noise(0.2, RATE, 10), s1=noise(0.2, RATE, 11), tiny=noise(100 / RATE, RATE, 12),
+                         s2=noise(0.2, RATE, 13), s3=noise(0.2, RATE, 14))
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    paths.insert(3, str(tmp_path / "bad.wav"))                   # s0 s1 tiny bad s2 s3
     player = Player(Executor(Graph(), 2, RATE, max_block=256))
     audio = AudioThread(player)
     seen = []
     lock = threading.Lock()
+    storm = threading.Event()
+    storm.set()
 
     def listener(e):
         with lock:
             seen.append(e)
-        if e.kind == "track" and e.seq % 3 == 0:
+        if storm.is_set() and e.kind == "track" and e.seq % 3 == 0:
             player.toggle_pause()   # a listener may command the player
 
     player.subscribe(listener)
-    player.queue.add(*short_files)
+    player.queue.add(*paths)
     player.queue.repeat = "all"
     errors = []
 
     def hammer(seed: int) -> None:
         rng = np.random.default_rng(seed)
         try:
-            for _ in range(120):
-                cmd = rng.integers(8)
+            for _ in range(80):
+                cmd = rng.integers(13)
                 if cmd == 0:
-                    player.play(int(rng.integers(4)))
+                    player.play(int(rng.integers(len(paths))))
                 elif cmd == 1:
                     player.pause()
                 elif cmd == 2:
@@ -295,13 +414,23 @@ def test_commands_from_many_threads_neither_deadlock_nor_lose_events(short_files
                     player.next()
                 elif cmd == 4:
                     player.previous()
-                elif cmd == 5:
+                elif cmd in (5, 6):
                     try:
-                        player.seek(float(rng.uniform(0, 0.25)))
-                    except ValueError as exc:   # stopped: nothing to seek in
-                        assert "nothing is playing" in str(exc)
-                elif cmd == 6:
+                        player.seek(float(rng.uniform(0, 0.19)))
+                        if cmd == 6:
+                            player.next()
+                    except ValueError as exc:   # stopped, or beyond the tiny track
+                        assert "nothing is playing" in str(exc) or "is outside" in str(exc)
+                elif cmd == 7:
+                    player.next()
+                    player.pause()
+                    player.resume()
+                elif cmd == 8:
                     player.toggle_pause()
+                elif cmd == 9:
+                    player.stop()
+                elif cmd == 10:
+                    player.queue.repeat = ("off", "one", "all")[int(rng.integers(3))]
                 else:
                     player.position()
                 time.sleep(float(rng.uniform(0, 0.004)))
@@ -315,13 +444,81 @@ def test_commands_from_many_threads_neither_deadlock_nor_lose_events(short_files
         t.join(60)
     assert not any(t.is_alive() for t in threads), "a command deadlocked"
     assert not errors, errors
-    player.play(0)
-    player.resume()
-    assert player.events.flush(10)
-    final = player.state
-    assert final in (PlayerState.PLAYING, PlayerState.LOADING)
-    player.close()
-    audio.stop()
+    storm.clear()
+    assert player.events.flush(10)          # a listener's toggle under way has returned
+    player.queue.repeat = "off"
+
+    def mark() -> int:
+        with lock:
+            return seen[-1].seq if seen else 0
+
+    def since(m: int, kind: str) -> list:
+        with lock:
+            return [e for e in seen if e.seq > m and e.kind == kind]
+
+    def holds(state: PlayerState) -> None:
+        """The last command left `state`, and it stays, in silence."""
+        assert player.events.flush(10)
+        m = mark()
+        assert player.state is state
+        audio.wait_blocks(12)
+        assert player.events.flush(10)
+        assert player.state is state and not since(m, "state")
+        assert not np.concatenate(audio.out[-4:], axis=1).any()
+
+    def plays_out(m: int) -> None:
+        """The queue plays to its end: STOPPED, reached from PLAYING (never LOADING while it played)."""
+        assert wait_for(lambda: since(m, "end"), 10), f"the queue did not play out ({player.state.value})"
+        assert player.events.flush(10)
+        assert player.state is PlayerState.STOPPED
+        assert since(m, "state")[-1].data["previous"] == "playing"
+
+    try:
+        m = mark()
+        left = player.state                 # what the storm's last command left
+        assert left is not PlayerState.ERROR
+        if left is PlayerState.PAUSED:
+            holds(left)
+            player.resume()
+        elif left is PlayerState.STOPPED:
+            holds(left)
+            player.play()
+        plays_out(m)
+        # Last commands given within one audio period (the audio thread held meanwhile).
+        m = mark()
+        audio.hold()
+        player.play(4)
+        player.seek(0.1)
+        player.next()
+        audio.release()
+        plays_out(m)
+        audio.hold()
+        player.play(4)
+        player.next()
+        player.pause()
+        audio.release()
+        holds(PlayerState.PAUSED)
+        m = mark()
+        player.resume()
+        plays_out(m)
+        audio.hold()
+        player.play(0)
+        player.stop()
+        audio.release()
+        holds(PlayerState.STOPPED)
+        m = mark()
+        player.play(2)                      # the tiny track from a standing start
+        plays_out(m)
+        player.play(5)
+        player.pause()
+        holds(PlayerState.PAUSED)
+        m = mark()
+        player.next()                       # paused at the last track: the end
+        assert player.events.flush(10) and since(m, "end")
+        holds(PlayerState.STOPPED)
+    finally:
+        player.close()
+        audio.stop()
     with lock:
         events = list(seen)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))    # none lost, in order
@@ -329,7 +526,165 @@ def test_commands_from_many_threads_neither_deadlock_nor_lose_events(short_files
     for before, after in zip(states, states[1:]):                       # a consistent chain of transitions
         assert after.data["previous"] == before.state.value
     assert states[-1].state is PlayerState.STOPPED                      # close() stops
+    assert all(e.state in (PlayerState.PLAYING, PlayerState.PAUSED) for e in events if e.kind == "track")
+    assert any(e.kind == "error" and e.track.title == "bad.wav" for e in events)
     assert not player._thread.is_alive()
+
+
+def test_seek_then_next_within_one_period_plays_the_next_track_and_stops_at_the_end(tmp_path):
+    """Regression: the two seeks reach the audio thread together and are carried out as one
+    jump; the player stayed LOADING for good (and never saw the end) while b played."""
+    a, b = noise(0.5, RATE, 31), noise(0.25, RATE, 32)
+    player = Player(Executor(Graph(), 2, RATE, max_block=256))
+    log = EventLog(player)
+    player.queue.add(*write_tracks(tmp_path, a=a, b=b))
+    audio = AudioThread(player)
+    try:
+        player.play()
+        log.wait(is_track("a.wav"))
+        audio.hold()
+        player.seek(0.3)
+        player.next()
+        audio.release()
+        assert log.wait(is_track("b.wav")).state is PlayerState.PLAYING
+        played_out(player, log)
+    finally:
+        player.close()
+        y = audio.stop()
+    # What is heard: a from its start, faded out where the seek found it, then b from its
+    # first frame at full level (the seek's target was never played).
+    h = heard(y)
+    m = h.shape[0] - b.shape[0]
+    expect = np.concatenate([a[:m], b])
+    expect[m - FADE:m] *= fade_table()[::-1, None]
+    assert m > FADE and np.array_equal(h, expect)
+
+
+@pytest.mark.parametrize("blocks_paused", [0, 8])
+def test_next_then_pause_before_the_track_is_heard_then_resume_reaches_playing_and_stopped(tmp_path, blocks_paused):
+    """Regression: next, then pause before the new track is heard (0: before the audio
+    thread even sees the next; 8: it jumps while paused), then resume."""
+    a, b = noise(0.5, RATE, 33), noise(0.25, RATE, 34)
+    player = Player(Executor(Graph(), 2, RATE, max_block=256))
+    log = EventLog(player)
+    player.queue.add(*write_tracks(tmp_path, a=a, b=b))
+    audio = AudioThread(player)
+    try:
+        player.play()
+        log.wait(is_track("a.wav"))
+        audio.hold()
+        player.next()
+        player.pause()
+        assert player.state is PlayerState.PAUSED
+        if blocks_paused:
+            audio.release()
+            audio.wait_blocks(blocks_paused)
+            assert player.state is PlayerState.PAUSED and not audio.out[-1].any()   # held silent
+        player.resume()
+        audio.release()
+        assert log.wait(is_track("b.wav")).state is PlayerState.PLAYING
+        played_out(player, log)
+    finally:
+        player.close()
+        y = audio.stop()
+    h = heard(y)
+    m = h.shape[0] - b.shape[0]
+    expect = np.concatenate([a[:m], b])
+    expect[m - FADE:m] *= fade_table()[::-1, None]
+    assert np.array_equal(h, expect)
+
+
+def test_tracks_shorter_than_a_period_play_and_the_queue_ends(tmp_path):
+    """A track (or what is left of one) shorter than a process call: the audio thread
+    waits for a call's worth before it starts, so the decoder must not wait for that
+    track to be heard before it writes what follows (it did: LOADING for good, silent)."""
+    tiny, a, b = noise(100 / RATE, RATE, 35), noise(0.2, RATE, 36), noise(0.2, RATE, 37)
+    paths = write_tracks(tmp_path, tiny=tiny, a=a, b=b)
+    for queue, order in (([paths[0]], ["tiny.wav"]),
+                         ([paths[0], paths[1]], ["tiny.wav", "a.wav"]),
+                         ([paths[1], paths[0], paths[2]], ["a.wav", "tiny.wav", "b.wav"])):
+        player = Player(Executor(Graph(), 2, RATE, max_block=256))
+        log = EventLog(player)
+        player.queue.add(*queue)
+        audio = AudioThread(player)
+        try:
+            player.play()
+            played_out(player, log)
+        finally:
+            player.close()
+            y = audio.stop()
+        assert log.track_events() == [(t, "playing") for t in order]
+        if order[0] == "tiny.wav":   # from a standing start nothing is lost (mid-queue: see the docstring of Player)
+            assert np.array_equal(heard(y), np.concatenate([tiny, a][:len(order)]))
+
+
+def test_a_seek_into_the_last_period_of_a_track_while_paused_plays_it_out(tmp_path):
+    a = ramp(24000)
+    player = Player(Executor(Graph(), 2, RATE, max_block=256))
+    log = EventLog(player)
+    player.queue.add(*write_tracks(tmp_path, a=a))
+    audio = AudioThread(player)
+    try:
+        player.play()
+        log.wait(is_track("a.wav"))
+        player.pause()
+        player.seek(frame=a.shape[0] - 100)
+        audio.wait_blocks(4)                    # the jump happens while paused
+        assert player.state is PlayerState.PAUSED
+        before = len(audio.out)
+        player.resume()
+        played_out(player, log)
+    finally:
+        player.close()
+        y = audio.stop()
+    tail = heard(np.concatenate(audio.out[before:], axis=1))
+    assert np.array_equal(tail, a[-100:] * fade_table()[:100, None])   # the seek's fade-in, cut short by the end
+
+
+def test_removing_the_track_decoded_ahead_plays_the_one_after_it_next(tmp_path):
+    """b is already in the ring when it is removed: it still plays (Player docstring),
+    and then c, not the current track a again."""
+    player = Player(Executor(Graph(), 2, RATE, max_block=256))
+    log = EventLog(player)
+    player.queue.add(*write_tracks(tmp_path, a=noise(0.3, RATE, 38), b=noise(0.1, RATE, 39), c=noise(0.1, RATE, 40)))
+    audio = AudioThread(player)
+    try:
+        player.play()
+        log.wait(is_track("a.wav"))
+        # b is decoded ahead (a is shorter than the ring) once a is heard
+        assert wait_for(lambda: any(e.track.title == "b.wav" for e in list(player._entries.values())))
+        player.queue.remove(1)
+        played_out(player, log)
+    finally:
+        player.close()
+        audio.stop()
+    assert [t for t, _ in log.track_events()] == ["a.wav", "b.wav", "c.wav"]
+
+
+def test_position_is_what_comes_out_of_the_chain_now(tmp_path):
+    """position() = the track frame entering the chain minus the chain's latency (a
+    300-frame delay here), never before the track's start."""
+    a = ramp(24000)
+    ex = Executor(Graph(Node("delay", "d", delay_frames=300)), 2, RATE, max_block=256)
+    player = Player(ex)
+    player.queue.add(*write_tracks(tmp_path, a=a))
+    audio = AudioThread(player)
+    try:
+        audio.hold()
+        player.play()
+        assert wait_for(lambda: player.stream.write_position >= 1024)   # the first chunk is in the ring
+        audio.step(1)
+        assert player.position()[:2] == (player.queue.current, 0)      # 256 frames in, none out yet
+        audio.step(3)
+        y = np.concatenate(audio.out, axis=1)
+        last = int(round(float(y[0, -1]) * a.shape[0] / 0.4)) - 1      # the ramp frame output last
+        assert last == 1024 - 1 - 300
+        track, frame, seconds = player.position()
+        assert frame == last + 1 and seconds == frame / RATE
+    finally:
+        audio.release()
+        player.close()
+        audio.stop()
 
 
 def test_seek_refuses_bad_positions_with_one_line(short_files):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from engine.player.queue import PlayQueue, Track
+from engine.player.queue import REMEMBER_REMOVED, PlayQueue, Track
 
 
 def names(queue):
@@ -105,6 +105,68 @@ def test_previous_without_a_current_track_and_on_an_empty_queue():
     assert PlayQueue().advance(auto=True) is None
     assert PlayQueue().peek_following() is None
     assert PlayQueue(["a", "b"]).previous().path == "b"
+
+
+def test_peek_following_a_given_track_uses_the_rule_of_advance():
+    q = PlayQueue(["a", "b", "c"])
+    a, b, c = q.tracks()
+    assert q.peek_following(a).path == "b" and q.current is None       # no current track needed
+    q.select(0)
+    version = q.version
+    assert q.peek_following(b).path == "c"                              # not the current one's successor
+    assert q.peek_following(c) is None                                  # the end, repeat off
+    assert q.peek_following(c, auto=False) is None
+    q.repeat = "one"
+    assert q.peek_following(b) == b                                     # the track ended: again
+    assert q.peek_following(b, auto=False) == c                         # past it (a failed file)
+    assert q.peek_following() == a and q.peek_following(auto=False) == b
+    q.repeat = "all"
+    assert q.peek_following(c) == a and q.peek_following(c, auto=False) == a   # wraps
+    q.shuffle(seed=3)
+    order = q.tracks()
+    for k, t in enumerate(order):                                       # play order, not insertion order
+        assert q.peek_following(t) == order[(k + 1) % 3]
+    assert q.current == a and q.version == version + 3                  # repeat twice + shuffle; peeks move nothing
+    for mode in ("off", "one", "all"):                                  # after=current agrees with advance
+        q.repeat = mode
+        for k in range(3):
+            q.select(k)
+            peeked = q.peek_following(q.current)
+            assert peeked == q.advance(auto=True)
+    stranger = PlayQueue(["x"]).tracks()[0]
+    with pytest.raises(ValueError, match=rf"^queue: track {stranger.id} \(x\) is not in the queue$"):
+        q.peek_following(stranger)
+
+
+def test_peek_following_a_removed_track_gives_what_followed_it_then():
+    """The player may still play (or have decoded ahead) a track removed from the queue:
+    what follows it is what followed it when it was removed, not the current track."""
+    q = PlayQueue(["a", "b", "c", "d", "e"])
+    a, b, c, d, e = q.tracks()
+    q.select(0)
+    q.remove(1)                                          # b, not current
+    assert q.current == a and q.peek_following(b) == c
+    q.repeat = "one"
+    assert q.peek_following(b) == c                      # a removed track does not repeat
+    q.remove(1)                                          # c too: b is followed by what followed c
+    assert q.peek_following(b) == d and q.peek_following(c) == d
+    q.repeat = "off"
+    q.select(2)                                          # e, the last one, current
+    q.remove(2)
+    assert q.current is None and q.peek_following(e) is None
+    q.repeat = "all"
+    assert q.peek_following(e) == a                      # wraps
+    q.clear()
+    assert q.peek_following(b) is None                   # nothing left to follow it
+    with pytest.raises(ValueError, match="is not in the queue"):
+        q.peek_following(a)                              # cleared, not removed one by one
+    q = PlayQueue([f"t{k}" for k in range(REMEMBER_REMOVED + 2)])
+    first = q.tracks()[0]
+    for _ in range(REMEMBER_REMOVED + 1):
+        q.remove(0)
+    with pytest.raises(ValueError):
+        q.peek_following(first)                          # bounded memory: the oldest is forgotten
+    assert len(q._removed) == REMEMBER_REMOVED                 # and no more is kept
 
 
 def test_removing_the_current_track_makes_the_next_one_current():

@@ -25,10 +25,13 @@ track and the first of the next are mixed (equal power) here, on the decoder thr
 the next track's marker sits where the mix begins.
 
 Pre-decoding.  The following track is opened and written while the current one still
-plays (up to ring_seconds ahead), but never more than one track ahead of what is heard:
-queue changes (edits, repeat, shuffle) apply from the track after the next one, and to
-the next one too if made before the current track's last ring_seconds.  (A track much
-shorter than the time to open the next file, a few ms, could therefore underrun.)
+plays (up to ring_seconds ahead), but never more than one track ahead of what the audio
+thread has come to (heard, or stands at waiting for data): queue changes (edits, repeat,
+shuffle) apply from the track after the next one, and to the next one too if made
+before the current track's last ring_seconds.  A track removed from the queue after it
+was decoded ahead still plays, followed by what followed it.  (A track in mid-queue
+much shorter than the time to open the next file, a few ms, therefore underruns once:
+the audio thread plays it, runs dry, and fades in on the next track.)
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ class _Entry:
     reader: Any = None              # TrackReader while this is the track being written
     tail: np.ndarray | None = None  # frames held back for a crossfade into the next track
     errors: list = field(default_factory=list)  # (track, message) of files skipped before it
-    eof: bool = False               # decoded to the end; the next track waits until this one is heard
+    eof: bool = False               # decoded to the end; the next track waits until this one is reached
+    position: int | None = None     # stream position of its marker, once pushed
 
 
 @dataclass
@@ -169,10 +173,18 @@ class Player:
         return st.underrun_events, st.underrun_frames
 
     def position(self) -> tuple[Track | None, int, float]:
-        """(track, frame in the track, seconds) of the audio entering the chain now.
+        """(track, frame in the track at the engine rate, seconds) of what the chain
+        outputs now: the frame entering it minus the latency of the plan it runs
+        (Executor.running_latency_frames), so a lookahead limiter does not put the
+        display ahead of the sound.
 
-        After a start or seek that is not audible yet: the target.  Stopped: the
-        queue's current track at 0."""
+        Not before the frame the track was started from (its first frame, a seek's
+        target): during the first latency frames of a track the output still carries
+        the end of what played before, which is not reported.  Paused, the position
+        stays latency frames before the frame that resumes (the chain's tail leaves
+        the output while the input stands still) and moves on from there: it never
+        jumps.  After a start or seek that is not audible yet: the target.  Stopped:
+        the queue's current track at 0."""
         st = self.stream.status()
         started = self._started
         if self._sm.state is PlayerState.STOPPED or self._sm.state is PlayerState.ERROR:
@@ -182,7 +194,7 @@ class Player:
         entry = self._entries.get(st.token)
         if entry is None:
             return self.queue.current, 0, 0.0
-        frame = max(0, st.frame_in_track)
+        frame = max(entry.start_frame, st.frame_in_track - self.executor.running_latency_frames)
         if entry.frames is not None:
             frame = min(frame, entry.frames)
         return entry.track, frame, frame / self.sample_rate
@@ -318,6 +330,7 @@ class Player:
         w = self._write
         if w is None or w.reader is None:
             return False
+        # Cheap, under the command lock: an entry reached but not yet heard waits one POLL_S.
         return self._heard_token >= w.token if w.eof else self._buffered() < self._ring_target
 
     def _execute(self, cmd: _Command):
@@ -485,20 +498,15 @@ class Player:
             return None
 
     def _following(self, track: Track, *, skip: bool = False) -> Track | None:
-        """What plays after `track` (the queue's rule; `skip`: after a failed track,
-        where repeat "one" must not retry it)."""
+        """What plays after `track` (`skip`: after a failed track, which repeat "one"
+        must not retry).  The queue's rule, also for a track removed from the queue
+        while it plays or is decoded ahead; one it no longer knows (cleared) is
+        followed by what follows the current track."""
         q = self.queue
-        if track == q.current and not skip:
-            return q.peek_following()
-        tracks = q.tracks()
-        if track not in tracks:   # removed from the queue: its successor became current
-            return q.current if q.current is not None and q.current != track else None
-        if q.repeat == "one" and not skip:
-            return track
-        i = tracks.index(track) + 1
-        if i < len(tracks):
-            return tracks[i]
-        return tracks[0] if q.repeat == "all" else None
+        try:
+            return q.peek_following(track, auto=not skip)
+        except ValueError:
+            return q.peek_following(auto=False) if q.current is not None else None
 
     # -- writing ---------------------------------------------------------------------------
     def _produce(self) -> None:
@@ -512,7 +520,7 @@ class Player:
         if w is None or w.reader is None:
             return
         if w.eof:
-            if self._heard_token >= w.token:   # one track ahead of what is heard, no more
+            if self._reached(w):   # one track ahead of what the audio thread has come to, no more
                 self._advance(w)
         elif self._buffered() < self._ring_target:
             self._decode(w)
@@ -535,10 +543,24 @@ class Player:
             if self.stream.marker_room == 0:
                 return False
             e.snapshot = self._snapshot(e)
+            e.position = self.stream.write_position
             if not self.stream.mark_track(e.token, e.start_frame, e.snapshot):
                 raise RuntimeError("Player: the stream refused a marker it had room for")
             return True
         return self.stream.mark_end()
+
+    def _reached(self, w: _Entry) -> bool:
+        """Whether the audio thread has come to `w`'s first frame: heard it, or stands
+        at it waiting for data.  It starts (after a seek, or when it ran dry) only once a
+        whole process call's worth is in the ring or the end is marked, so when all that
+        is left of `w` is shorter than that (a tiny track, a seek into a track's last
+        period), what follows `w` must be written before `w` can be heard."""
+        if self._heard_token >= w.token:
+            return True
+        if w.position is None:
+            return False
+        st = self.stream.status()
+        return st.seeks == self._seeks_issued and st.read_position >= w.position
 
     def _decode(self, w: _Entry) -> None:
         size = FIRST_CHUNK_FRAMES if self._first_chunk else CHUNK_FRAMES
@@ -616,13 +638,20 @@ class Player:
         self.executor.collect()
 
     def _heard(self, token: int) -> None:
-        self._heard_token = token
-        entry = self._entries.get(token)
+        """The audio thread has passed the marker of `token`, and of every entry before it
+        since the last poll (a track shorter than a poll interval is passed unseen): each
+        is reported in order, its snapshot recorded as applied."""
+        previous, self._heard_token = self._heard_token, token
+        passed = [(t, self._entries[t]) for t in sorted(self._entries) if previous < t <= token]
         for old in [t for t in self._entries if t < token]:
             if self._entries[old] is not self._write:
                 del self._entries[old]
-        if entry is None:
-            return
+        for t, entry in passed:
+            self._report_heard(t, entry)
+        if self._started is not None and token >= self._started.token:
+            self._started = None
+
+    def _report_heard(self, token: int, entry: _Entry) -> None:
         for track, message in entry.errors:
             self._emit("error", track=track, message=message)
         entry.errors = []
@@ -631,8 +660,6 @@ class Player:
         if entry.track != self.queue.current and entry.track in self.queue.tracks():
             self.queue.select(self.queue.index_of(entry.track))
             self._queue_version = self.queue.version
-        if self._started is not None and token >= self._started.token:
-            self._started = None
         if self._sm.state is PlayerState.LOADING:
             self._sm.transition(PlayerState.PLAYING, track=entry.track)
         if entry.start_frame == 0:

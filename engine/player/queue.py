@@ -14,7 +14,9 @@ accounted for.
 The current track is held as a Track, not an index, so edits around it never change
 what is playing.  Removing the current track makes the track that followed it in play
 order current (None when it was the last one): the player sees `current` change and
-decides whether to start it.
+decides whether to start it.  The queue remembers what followed the last
+REMEMBER_REMOVED removed tracks, so `peek_following` can still answer for a track
+that is being played (or decoded ahead) after it was removed.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from __future__ import annotations
 import operator
 import random
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 REPEAT_MODES = ("off", "one", "all")
+REMEMBER_REMOVED = 64   # removed tracks whose successor peek_following still knows
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class PlayQueue:
         self._next_id = 1
         self._repeat = "off"
         self._version = 0
+        # removed track -> the track that followed it in play order then (None: it was last)
+        self._removed: OrderedDict[Track, Track | None] = OrderedDict()
         self.repeat = repeat
         if paths:
             self.add(*paths)
@@ -144,6 +150,9 @@ class PlayQueue:
             track = self._play.pop(index)
             if self.shuffled:
                 self._order.remove(track)
+            self._removed[track] = self._play[index] if index < len(self._play) else None
+            while len(self._removed) > REMEMBER_REMOVED:
+                self._removed.popitem(last=False)
             if track == self._current:
                 self._current = self._play[index] if index < len(self._play) else None
             self._version += 1
@@ -187,10 +196,30 @@ class PlayQueue:
             self._set_current(track)
             return track
 
-    def peek_following(self) -> Track | None:
-        """What advance(auto=True) would return, without moving (for gapless pre-decoding)."""
+    def peek_following(self, after: Track | None = None, *, auto: bool = True) -> Track | None:
+        """What follows `after` (None: the current track) by advance()'s rule, without moving.
+
+        auto=True (the default) is advance(auto=True)'s rule: what plays when `after`
+        ends (for gapless pre-decoding, where the track being decoded is not yet the
+        current one); auto=False the user's "next" (e.g. past a file that failed, which
+        repeat "one" must not retry).  after=None with no current track gives the first
+        track.  A removed `after` (one of the last REMEMBER_REMOVED) is followed by the
+        track that followed it when it was removed (or, removed since too, by that
+        one's follower), wrapping to the first with repeat "all"; repeat "one" does not
+        bring it back.  A track the queue does not know (never queued, cleared, or
+        removed longer ago): ValueError, as index_of.
+        """
         with self._lock:
-            return self._following(True)
+            if after is None or after in self._play:
+                return self._following(auto, after)
+            if after not in self._removed:
+                raise ValueError(f"queue: track {after.id} ({after.title}) is not in the queue")
+            following = self._removed[after]
+            while following is not None and following not in self._play:
+                following = self._removed.get(following)   # removed since too (cleared, forgotten: None)
+            if following is None and self._repeat == "all" and self._play:
+                following = self._play[0]
+            return following
 
     def previous(self) -> Track | None:
         """Move to the track before the current one and return it.
@@ -244,14 +273,17 @@ class PlayQueue:
             self._current = track
             self._version += 1
 
-    def _following(self, auto: bool) -> Track | None:
+    def _following(self, auto: bool, after: Track | None = None) -> Track | None:
+        """The one rule of what comes next: after `after` (default: the current track)."""
+        if after is None:
+            after = self._current
         if not self._play:
             return None
-        if self._current is None:
+        if after is None:
             return self._play[0]
         if auto and self._repeat == "one":
-            return self._current
-        index = self._play.index(self._current) + 1
+            return after
+        index = self._play.index(after) + 1
         if index < len(self._play):
             return self._play[index]
         return self._play[0] if self._repeat == "all" else None
