@@ -61,7 +61,9 @@ class AudioInfo:
         return None if self.frames is None else self.frames / self.sample_rate
 
 
-def _check_finite(path: str, block: np.ndarray, first_frame: int) -> None:
+def check_finite(path: str, block: np.ndarray, first_frame: int) -> None:
+    """AudioInputError naming the first non-finite sample of a (frames, channels) block
+    that starts at ``first_frame`` of the file."""
     bad = first_non_finite(block)
     if bad is not None:
         frame, channel = bad
@@ -138,7 +140,7 @@ class AudioReader:
                 raise AudioInputError(f"{self.path}: read failed after {done} frames ({exc.reason})") from None
             if block.shape[0] == 0:
                 break
-            _check_finite(self.path, block, done)
+            check_finite(self.path, block, done)
             done += block.shape[0]
             yield block
             if block.shape[0] < block_frames:
@@ -161,7 +163,7 @@ class AudioReader:
                 break
             usable = len(raw) - len(raw) % frame_bytes
             block = np.frombuffer(raw[:usable], dtype="<f4").astype(np.float32).reshape(-1, channels)
-            _check_finite(self.path, block, done)
+            check_finite(self.path, block, done)
             done += block.shape[0]
             yield block
         err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""

@@ -57,8 +57,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from engine.audio_io import AudioInputError, AudioReader, AudioReadError
-from rt_kernels._validate import first_non_finite
+from engine.audio_io import AudioInputError, AudioReader, AudioReadError, check_finite
 
 RESAMPLER_QUALITY = "VHQ"
 # Source frames decoded and dropped before a seek target, per libsndfile format, so the
@@ -203,11 +202,10 @@ class _SndfileSource:
 
     def read(self, frames: int) -> np.ndarray:
         block = self._read_raw(frames)
-        bad = first_non_finite(block)
-        if bad is not None:
-            frame, channel = bad
-            raise TrackError(f"{self._label}: non-finite sample ({block[frame, channel]}) at frame "
-                             f"{self.position + frame}, channel {channel + 1}; the track is refused")
+        try:
+            check_finite(self._reader.path, block, self.position)
+        except AudioInputError as exc:
+            raise TrackError(f"{self._label}: {_reason(self._reader.path, exc)}") from None
         self.position += block.shape[0]
         return block
 
