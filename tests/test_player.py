@@ -52,6 +52,16 @@ def heard(recording: np.ndarray) -> np.ndarray:
     return recording[:, recording[0] != 0].T
 
 
+def cut_short_then_next(recording: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """For a track `a` left early for `b`: (frames of a heard, what was heard, what should
+    have been: a from its start faded out where it was left, then b whole at full level)."""
+    h = heard(recording)
+    m = h.shape[0] - b.shape[0]
+    expect = np.concatenate([a[:m], b])
+    expect[m - FADE:m] *= fade_table()[::-1, None]
+    return m, h, expect
+
+
 # -- the JACK scenarios (one child process, one private server) --------------------------
 
 GAPLESS = {"a.wav": (0.5, 48000, {"input.gain_db": -2.0}),
@@ -553,10 +563,7 @@ def test_seek_then_next_within_one_period_plays_the_next_track_and_stops_at_the_
         y = audio.stop()
     # What is heard: a from its start, faded out where the seek found it, then b from its
     # first frame at full level (the seek's target was never played).
-    h = heard(y)
-    m = h.shape[0] - b.shape[0]
-    expect = np.concatenate([a[:m], b])
-    expect[m - FADE:m] *= fade_table()[::-1, None]
+    m, h, expect = cut_short_then_next(y, a, b)
     assert m > FADE and np.array_equal(h, expect)
 
 
@@ -587,10 +594,7 @@ def test_next_then_pause_before_the_track_is_heard_then_resume_reaches_playing_a
     finally:
         player.close()
         y = audio.stop()
-    h = heard(y)
-    m = h.shape[0] - b.shape[0]
-    expect = np.concatenate([a[:m], b])
-    expect[m - FADE:m] *= fade_table()[::-1, None]
+    _, h, expect = cut_short_then_next(y, a, b)
     assert np.array_equal(h, expect)
 
 
