@@ -220,6 +220,9 @@ def test_a_notice_shows_above_the_prompt_without_waiting_for_a_command(repl, rig
     """A new track or a skipped file (session notices, from other threads) is printed while
     the prompt waits for input, not only when the next command is typed."""
     assert repl.line("status")[0]
-    time.sleep(0.3)                      # the prompt is up again, nothing typed
+    deadline = time.monotonic() + 5.0    # wait until the prompt is up again, nothing typed
+    while not repl.repl.prompt_session.app.is_running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert repl.repl.prompt_session.app.is_running
     rig.session.notices.append("track 2/2 next.flac")
     assert repl.reply(timeout_s=5.0) == (True, "track 2/2 next.flac")
