@@ -14,7 +14,9 @@
 
 /* Hot loops are compiled twice, for baseline x86-64 and for x86-64-v3 (AVX2 +
  * FMA), and the loader picks one per machine (GCC/clang target_clones, ifunc).
- * No -march=native: a build must run on any x86-64. */
+ * No -march=native: a build must run on any x86-64.  Kernels that pick a path by hand
+ * (AVX-512 included) ask rt_cpu_level() (cpu_level.h) at create time, so the
+ * AURALIS_RT_ISA cap lets tests compare every path on one machine. */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
 #define RT_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
