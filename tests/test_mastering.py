@@ -146,3 +146,40 @@ def test_measure_returns_the_documented_keys():
     assert m.integrated_lufs == pytest.approx(lufs(audio, 48000), abs=0.1)
     assert m.sample_peak_dbfs == pytest.approx(-6.0, abs=1e-4)
     assert (m.duration_s, m.sample_rate, m.channels) == (5.0, 48000, 2)
+
+
+def _width_only(**params):
+    from presets import Preset
+
+    return Preset.model_validate({"schema_version": 2, "name": "width_only", "adaptive": False,
+                                  "chain": [{"name": "width", "type": "stereo_width", "params": params}]})
+
+
+def test_a_neutral_width_stage_leaves_the_signal_untouched():
+    """Unity width in every band: no crossover all-pass smearing the phase of the master."""
+    audio = programme("mix", 44100, 2.0, 2, -6.0, seed=8)
+    reports = []
+    out = engine.render(audio, 44100, preset=_width_only(width_1=1.0, width_2=1.0, width_3=1.0), report=reports)
+    assert np.array_equal(out, audio)
+    assert "width" not in reports[0].parameters
+    assert any("width: every band at width 1" in n for n in reports[0].notes)
+
+
+def test_one_width_for_every_band_scales_the_side_only():
+    audio = programme("mix", 44100, 2.0, 2, -6.0, seed=8).astype(np.float64)
+    reports = []
+    out = engine.render(audio.astype(np.float32), 44100, preset=_width_only(width_1=1.4, width_2=1.4, width_3=1.4),
+                        report=reports).astype(np.float64)
+    mid_in, side_in = audio.sum(1) / 2, (audio[:, 0] - audio[:, 1]) / 2
+    mid_out, side_out = out.sum(1) / 2, (out[:, 0] - out[:, 1]) / 2
+    # sample by sample, no phase shift: float32 rounding only
+    assert np.max(np.abs(mid_out - mid_in)) < 1e-6
+    assert np.max(np.abs(side_out - 1.4 * side_in)) < 1e-6
+    assert reports[0].parameters["width"]["bands"] == 1
+
+
+def test_different_widths_keep_the_crossovers():
+    audio = programme("mix", 44100, 2.0, 2, -6.0, seed=8)
+    reports = []
+    engine.render(audio, 44100, preset=_width_only(width_1=0.5, width_2=1.0, width_3=1.5), report=reports)
+    assert reports[0].parameters["width"].get("bands", 3) == 3

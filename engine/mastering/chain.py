@@ -71,6 +71,42 @@ def plan_chain(preset: Preset, channels: int, sample_rate: int, analysis: InputA
                ceiling_dbtp: float) -> ChainPlan:
     params = {cfg.name: dict(cfg.params) for cfg in preset.chain}
     plan = ChainPlan(preset, channels, params)
+    _adapt(plan, preset, channels, analysis, ceiling_dbtp)
+    _simplify_width(plan)
+    return plan
+
+
+def _simplify_width(plan: ChainPlan) -> None:
+    """A width stage with one width for every band and no mono bass is that width on the
+    side signal, nothing more: its crossovers would only add their all-pass phase shift to
+    both channels (LR4 bands sum to an all-pass, not to the input).  An offline render's
+    parameters never change, so the stage is rendered as what it does: left out at unity,
+    one band (M/S without crossovers) otherwise."""
+    spec = NODE_TYPES["stereo_width"]
+    options = {p.name: p.default for p in spec.options}
+    for cfg in plan.preset.chain:
+        if cfg.type != "stereo_width" or cfg.name in plan.skipped or cfg.bypass:
+            continue
+        values = plan.params[cfg.name]
+        bands = int(values.get("bands", options["bands"]))
+        widths = {float(values.get(f"width_{i}", spec.param(f"width_{i}").default)) for i in range(1, bands + 1)}
+        if len(widths) != 1 or float(values.get("mono_bass_hz", spec.param("mono_bass_hz").default)) != 0.0:
+            continue
+        width = widths.pop()
+        if width == 1.0:
+            plan.skipped.append(cfg.name)
+            plan.notes.append(f"{cfg.name}: every band at width 1 and no mono bass: left out "
+                              f"(its crossovers would only shift the phase)")
+        elif bands > 1:
+            values["bands"] = 1
+            values["width_1"] = width
+            plan.notes.append(f"{cfg.name}: one width ({width:g}) for every band: rendered as one band "
+                              f"(M/S without crossovers, so no crossover phase shift)")
+
+
+def _adapt(plan: ChainPlan, preset: Preset, channels: int, analysis: InputAnalysis | None,
+           ceiling_dbtp: float) -> None:
+    params = plan.params
     for cfg in preset.chain:
         if cfg.type == "stereo_width" and channels != 2:
             plan.skipped.append(cfg.name)
@@ -78,11 +114,11 @@ def plan_chain(preset: Preset, channels: int, sample_rate: int, analysis: InputA
     if "limiter" in params:
         params["limiter"]["ceiling_db"] = round(ceiling_dbtp - TRUE_PEAK_MARGIN_DB, 6)
     if not preset.adaptive or analysis is None:
-        return plan
+        return
     m = analysis.measurement
     if m.silent:
         plan.notes.append("adaptive: the input is silent; parameters left as the preset has them")
-        return plan
+        return
     if "input" in params:
         gain = _clamp(preset.reference_lufs - m.integrated_lufs, -INPUT_GAIN_LIMIT_DB, INPUT_GAIN_LIMIT_DB)
         params["input"]["gain_db"] = round(gain, 3)
@@ -108,7 +144,6 @@ def plan_chain(preset: Preset, channels: int, sample_rate: int, analysis: InputA
                 base = float(params["width"].get(key, 1.0))
                 params["width"][key] = round(_clamp(base * factor, 0.0, 2.0), 3)
             plan.notes.append(f"width: correlation {r:.2f}, widths scaled by {factor}")
-    return plan
 
 
 def initial_loudness_gain(plan: ChainPlan, analysis: InputAnalysis | None, target_lufs: float) -> float:
