@@ -199,6 +199,26 @@ def read_all(path: str | os.PathLike, block_frames: int = 65536) -> tuple[np.nda
         return np.concatenate(blocks, axis=0), reader.info.sample_rate
 
 
+def check_output(path: Path, subtype: str) -> tuple[str, Path]:
+    """Refuse, in one line, an output that cannot be written as asked; returns the
+    libsndfile format and the directory the file will be written in."""
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioOutputError(f"{path}: output must end in {' or '.join(WRITE_FORMATS)}")
+    if subtype not in SUBTYPES:
+        raise AudioOutputError(f"{path}: subtype {subtype!r} is not one of {', '.join(SUBTYPES)}")
+    if fmt == "FLAC" and subtype == "FLOAT":
+        raise AudioOutputError(f"{path}: FLAC cannot hold FLOAT samples; use PCM_16 or PCM_24")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise AudioOutputError(f"{path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise AudioOutputError(f"{path}: directory {directory} is not writable")
+    if path.is_dir():
+        raise AudioOutputError(f"{path}: is a directory")
+    return fmt, directory
+
+
 class AtomicWriter:
     """Writes a WAV/FLAC file through a temporary file that replaces the target on commit().
 
@@ -209,20 +229,7 @@ class AtomicWriter:
     def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, subtype: str = "PCM_24",
                  dither_seed: int = 0):
         self.path = Path(path)
-        fmt = WRITE_FORMATS.get(self.path.suffix.lower())
-        if fmt is None:
-            raise AudioOutputError(f"{self.path}: output must end in {' or '.join(WRITE_FORMATS)}")
-        if subtype not in SUBTYPES:
-            raise AudioOutputError(f"{self.path}: subtype {subtype!r} is not one of {', '.join(SUBTYPES)}")
-        if fmt == "FLAC" and subtype == "FLOAT":
-            raise AudioOutputError(f"{self.path}: FLAC cannot hold FLOAT samples; use PCM_16 or PCM_24")
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        if not directory.is_dir():
-            raise AudioOutputError(f"{self.path}: directory {directory} does not exist")
-        if not os.access(directory, os.W_OK):
-            raise AudioOutputError(f"{self.path}: directory {directory} is not writable")
-        if self.path.is_dir():
-            raise AudioOutputError(f"{self.path}: is a directory")
+        fmt, directory = check_output(self.path, subtype)
         self.subtype = subtype
         self.channels = channels
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=directory)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pyloudnorm
 import pytest
+import soundfile as sf
 
 import engine
 from engine.mastering.render import MasterReport
@@ -183,3 +184,24 @@ def test_different_widths_keep_the_crossovers():
     reports = []
     engine.render(audio, 44100, preset=_width_only(width_1=0.5, width_2=1.0, width_3=1.5), report=reports)
     assert reports[0].parameters["width"].get("bands", 3) == 3
+
+
+@pytest.mark.parametrize("seed", (5, 9))
+def test_the_loudness_solve_replays_the_first_stages_exactly(seed, monkeypatch, tmp_path):
+    """Passes after the first replay what the chain before the loudness stage produced;
+    the result is bit for bit what rendering the whole chain every pass gives."""
+    from engine.mastering.chain import ChainPlan
+
+    audio = programme("mix", 44100, 3.0, 2, -6.0, seed=seed)
+    reports = []
+    replayed = engine.render(audio, 44100, report=reports)
+    src = tmp_path / "in.wav"
+    sf.write(src, audio, 44100, subtype="FLOAT")
+    engine.master(src, tmp_path / "out.wav", subtype="FLOAT", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]  # no cache left behind
+    monkeypatch.setattr(ChainPlan, "split_at_loudness", lambda self, gain=None: None)
+    again = []
+    whole = engine.render(audio, 44100, report=again)
+    assert reports[0].passes >= 2 and reports[0].loudness_gain_db == again[0].loudness_gain_db
+    assert np.array_equal(replayed, whole)
+    assert np.array_equal(sf.read(tmp_path / "out.wav", dtype="float32")[0], whole)

@@ -50,6 +50,19 @@ class ChainPlan:
         return "loudness" in self.params
 
     def graph(self, loudness_gain_db: float | None = None) -> Graph:
+        return Graph(*self._nodes(loudness_gain_db))
+
+    def split_at_loudness(self, loudness_gain_db: float | None = None) -> tuple[Graph, Graph] | None:
+        """The chain as (everything before the loudness stage, the loudness stage and
+        after), or None when there is no loudness stage or nothing before it.  The first
+        part does not depend on the loudness gain, so a loudness solve renders it once."""
+        nodes = self._nodes(loudness_gain_db)
+        at = next((i for i, n in enumerate(nodes) if n.name == "loudness"), None)
+        if not at:
+            return None
+        return Graph(*nodes[:at]), Graph(*nodes[at:])
+
+    def _nodes(self, loudness_gain_db: float | None) -> list[Node]:
         nodes = []
         for cfg in self.preset.chain:
             if cfg.name in self.skipped:
@@ -60,7 +73,7 @@ class ChainPlan:
             if cfg.bypass:
                 params["bypass"] = True
             nodes.append(Node(cfg.type, cfg.name, **params))
-        return Graph(*nodes)
+        return nodes
 
 
 def _clamp(v: float, lo: float, hi: float) -> float:

@@ -5,13 +5,14 @@ target is met, and report.  The same code serves arrays (engine.render) and file
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from engine.audio_io import AtomicWriter, AudioInputError, AudioReader
+from engine.audio_io import AtomicWriter, AudioInputError, AudioReader, check_output
 from engine.mastering.analysis import InputAnalysis, analyse_blocks
 from engine.mastering.chain import LOUDNESS_GAIN_LIMIT_DB, ChainPlan, initial_loudness_gain, plan_chain
 from engine.mastering.measure import Measurement, _from_meter
@@ -78,15 +79,40 @@ def _apply_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
 
 
 class _Renderer:
-    """Runs passes of one plan over a source of blocks."""
+    """Runs passes of one plan over a source of blocks.
 
-    def __init__(self, plan: ChainPlan, sample_rate: int, block_size: int, intensity: float):
+    A loudness solve renders the chain several times with different loudness gains, and
+    everything before the loudness stage (input gain, EQ, compressor, width) comes out
+    the same every time.  So when the chain splits there (and intensity is 1, i.e. no dry
+    path that needs the input), the first pass keeps what that part produced, in a
+    temporary file next to the output (an unlinked file: nothing is left behind, whatever
+    happens) or in memory for arrays, and later passes replay it through the loudness
+    stage and what follows only.  The replay is exact: the kernels' output does not
+    depend on how the stream is cut into blocks, so two executors in series equal one
+    over the whole chain, and the replay includes what the first part produced from the
+    flush silence.
+    """
+
+    def __init__(self, plan: ChainPlan, sample_rate: int, block_size: int, intensity: float,
+                 source: Callable[[], Iterator[np.ndarray]], cache_dir: Path | None = None,
+                 progress: Progress | None = None):
         self.plan, self.sample_rate, self.block_size, self.intensity = plan, sample_rate, block_size, intensity
+        self.source, self.cache_dir, self.progress = source, cache_dir, progress
+        self.split = intensity == 1.0 and plan.split_at_loudness() is not None
+        self._cache: _PreCache | None = None
+        self._frames = 0
+        self._latency = 0
 
-    def run(self, blocks: Iterable[np.ndarray], loudness_gain_db: float | None,
-            emit: Callable[[np.ndarray], None] | None = None) -> Measurement:
-        executor = Executor(self.plan.graph(loudness_gain_db), self.plan.channels, self.sample_rate,
-                            max_block=self.block_size, intensity=self.intensity)
+    @property
+    def replays(self) -> bool:
+        """Passes after this one cost only the loudness stage onward."""
+        return self._cache is not None
+
+    def _executor(self, graph) -> Executor:
+        return Executor(graph, self.plan.channels, self.sample_rate, max_block=self.block_size,
+                        intensity=self.intensity)
+
+    def run(self, loudness_gain_db: float | None, emit: Callable[[np.ndarray], None] | None = None) -> Measurement:
         meter = LoudnessMeter(self.plan.channels, self.sample_rate, true_peak=True)
         frames = 0
 
@@ -97,18 +123,115 @@ class _Renderer:
             if emit is not None:
                 emit(out)
 
-        render_blocks(executor, blocks, sink)
+        if self._cache is not None:
+            post = self._executor(self.plan.split_at_loudness(loudness_gain_db)[1])
+            _replay(post, self._cache.replay(self.progress), self._latency, self._frames, sink)
+        elif self.split:
+            pre_graph, post_graph = self.plan.split_at_loudness(loudness_gain_db)
+            pre, post = self._executor(pre_graph), self._executor(post_graph)
+            cache = _PreCache(self.plan.channels, self.cache_dir)
+            try:
+                series = _Series(pre, post, cache.append)
+                self._frames = render_blocks(series, self.source(), sink)
+            except BaseException:
+                cache.close()
+                raise
+            self._cache, self._latency = cache, series.latency_frames
+        else:
+            executor = self._executor(self.plan.graph(loudness_gain_db))
+            render_blocks(executor, self.source(), sink)
         return _from_meter(meter, frames, self.sample_rate, self.plan.channels)
 
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
 
-def _solve(renderer: _Renderer, analysis: InputAnalysis, target_lufs: float, source: Callable[[], Iterator],
+
+class _Series:
+    """Two executors in series, handing the first one's output to `tap` on the way."""
+
+    def __init__(self, first: Executor, second: Executor, tap: Callable[[np.ndarray], None]):
+        self.first, self.second, self.tap = first, second, tap
+        self.channels = second.channels
+
+    @property
+    def latency_frames(self) -> int:
+        return self.first.latency_frames + self.second.latency_frames
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        middle = self.first.process(block)
+        self.tap(middle)
+        return self.second.process(middle)
+
+
+class _PreCache:
+    """What the chain before the loudness stage produced in the first pass, block by
+    block (planar float32): in an unlinked temporary file in `directory`, or as the arrays
+    themselves when there is no directory (in-memory rendering)."""
+
+    def __init__(self, channels: int, directory: Path | None):
+        self.channels = channels
+        self._file = tempfile.TemporaryFile(prefix=".auralis-pre.", dir=directory) if directory else None
+        self._blocks: list[np.ndarray] = []
+        self._lengths: list[int] = []
+
+    def append(self, planar: np.ndarray) -> None:
+        if self._file is None:
+            self._blocks.append(planar)
+        else:
+            self._file.write(np.ascontiguousarray(planar).data)
+            self._lengths.append(planar.shape[1])
+
+    def replay(self, progress: Progress | None = None) -> Iterator[np.ndarray]:
+        if self._file is not None:
+            self._file.seek(0)
+        for i in range(len(self._blocks) if self._file is None else len(self._lengths)):
+            if self._file is None:
+                block = self._blocks[i]
+            else:
+                n = self._lengths[i]
+                block = np.fromfile(self._file, np.float32, count=self.channels * n).reshape(self.channels, n)
+                if block.shape[1] != n:  # the file is ours and unlinked: only a failing disk gets here
+                    raise OSError(f"mastering cache: read {block.shape[1]} of {n} frames back")
+            if progress:
+                progress.advance(block.shape[1])
+            yield block
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._blocks = []
+
+
+def _replay(processor: Executor, blocks: Iterable[np.ndarray], latency: int, frames: int,
+            emit: Callable[[np.ndarray], None]) -> None:
+    """Run recorded planar blocks (which include what the flush produced) through
+    `processor`, dropping the first `latency` output frames and emitting `frames`."""
+    to_drop, owed = latency, frames
+    for block in blocks:
+        out = processor.process(block).T
+        skip = min(to_drop, out.shape[0])
+        out, to_drop = out[skip:owed + skip], to_drop - skip
+        if out.shape[0]:
+            emit(out)
+            owed -= out.shape[0]
+        if owed == 0:
+            return
+    raise RuntimeError(f"replay ran out of recorded frames with {owed} of {frames} still owed")
+
+
+def _solve(renderer: _Renderer, analysis: InputAnalysis, target_lufs: float,
            make_sink: Callable[[], tuple[Callable, Callable, Callable]] | None, notes: list[str]):
     """Render until the output's integrated loudness is within tolerance of the target.
 
-    make_sink() -> (emit, keep, drop): each pass writes through emit; the best pass is
-    kept, the others dropped.  Returns (output measurement, loudness gain, passes).
+    make_sink() -> (emit, keep, drop): a pass that writes goes through emit; the best pass
+    is kept, the others dropped.  A first pass that later passes replay cheaply only
+    measures (writing is the dearer part of a replay); if it turns out best, one replay
+    writes it.  Returns (output measurement, loudness gain, passes).
     """
     plan = renderer.plan
+    no_sink = (None, None, None)
     if not plan.has_loudness_stage or renderer.intensity == 0.0 or analysis.measurement.silent:
         if analysis.measurement.silent:
             notes.append("loudness: the input is silent, so no gain can reach the target; output left at its level")
@@ -116,8 +239,8 @@ def _solve(renderer: _Renderer, analysis: InputAnalysis, target_lufs: float, sou
             notes.append("intensity 0: the output is the input, unchanged")
         elif not plan.has_loudness_stage:
             notes.append(f"loudness: preset {plan.preset.name} has no 'loudness' stage; level not adjusted")
-        emit, keep, _drop = make_sink() if make_sink else (None, None, None)
-        out = renderer.run(source(), None, emit)
+        emit, keep, _drop = make_sink() if make_sink else no_sink
+        out = renderer.run(None, emit)
         if keep:
             keep()
         return out, None, 1
@@ -125,8 +248,9 @@ def _solve(renderer: _Renderer, analysis: InputAnalysis, target_lufs: float, sou
     best = None  # (error, measurement, gain, keep, drop)
     passes = 0
     for passes in range(1, MAX_PASSES + 1):
-        emit, keep, drop = make_sink() if make_sink else (None, None, None)
-        out = renderer.run(source(), gain, emit)
+        writes = make_sink is not None and not (passes == 1 and renderer.split)
+        emit, keep, drop = make_sink() if writes else no_sink
+        out = renderer.run(gain, emit)
         error = target_lufs - out.integrated_lufs if not out.silent else math.inf
         if best is None or abs(error) < abs(best[0]):
             if best is not None and best[4]:
@@ -142,6 +266,11 @@ def _solve(renderer: _Renderer, analysis: InputAnalysis, target_lufs: float, sou
             break
         gain = new_gain
     error, out, gain, keep, _drop = best
+    if make_sink is not None and keep is None:
+        # The best pass only measured: replay it once more, writing (the same samples).
+        emit, keep, _drop = make_sink()
+        renderer.run(gain, emit)
+        passes += 1
     if keep:
         keep()
     if abs(error) > 0.5:
@@ -193,7 +322,7 @@ def render(audio: np.ndarray, sample_rate: int, preset: str | Path | Preset = DE
 
 
 def _master(blocks, sample_rate, channels, preset, block_size, target_lufs, ceiling_dbtp, intensity, overrides,
-            make_sink) -> MasterReport:
+            make_sink, cache_dir: Path | None = None, progress: Progress | None = None) -> MasterReport:
     preset = _apply_overrides(resolve_preset(preset), overrides)
     target = preset.target.integrated_lufs if target_lufs is None else target_lufs
     ceiling = preset.target.ceiling_dbtp if ceiling_dbtp is None else ceiling_dbtp
@@ -201,8 +330,11 @@ def _master(blocks, sample_rate, channels, preset, block_size, target_lufs, ceil
     analysis = analyse_blocks(blocks(), sample_rate, channels)
     plan = plan_chain(preset, channels, sample_rate, analysis, ceiling)
     notes = list(plan.notes)
-    renderer = _Renderer(plan, sample_rate, block_size, mix)
-    out, gain, passes = _solve(renderer, analysis, target, blocks, make_sink, notes)
+    renderer = _Renderer(plan, sample_rate, block_size, mix, blocks, cache_dir, progress)
+    try:
+        out, gain, passes = _solve(renderer, analysis, target, make_sink, notes)
+    finally:
+        renderer.close()
     if math.isfinite(out.true_peak_dbtp) and out.true_peak_dbtp > ceiling + 0.1 and mix < 1.0:
         notes.append(f"ceiling: the dry share of intensity {mix:g} is not limited; true peak {out.true_peak_dbtp:.2f} dBTP")
     params = {name: dict(values) for name, values in plan.params.items() if name not in plan.skipped}
@@ -221,6 +353,7 @@ def master(in_path, out_path, preset: str | Path | Preset = DEFAULT_PRESET, *, t
     out_path = Path(out_path)
     if Path(in_path).resolve() == out_path.resolve():
         raise AudioInputError(f"{out_path}: the output would overwrite the input; choose another name")
+    out_dir = check_output(out_path, subtype)[1]  # before any work: a bad output fails at once
     bar = Progress(f"mastering {Path(in_path).name}", info.frames, info.sample_rate) if progress else None
 
     def blocks():
@@ -240,7 +373,7 @@ def master(in_path, out_path, preset: str | Path | Preset = DEFAULT_PRESET, *, t
 
     try:
         return _master(blocks, info.sample_rate, info.channels, preset, block_size, target_lufs, ceiling_dbtp,
-                       intensity, overrides, make_sink)
+                       intensity, overrides, make_sink, out_dir, bar)
     finally:
         for writer in writers:
             writer.abort()  # no-op for the committed one
