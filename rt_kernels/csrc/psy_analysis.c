@@ -21,53 +21,129 @@ struct rt_psy_analysis {
     float *segment;         /* channels * n: the last n frames of each channel */
     double *window;         /* n: periodic Hann */
     double *re, *im;        /* n: FFT work */
-    double *cos_table, *sin_table; /* n/2 twiddles */
+    double *tw_re, *tw_im;  /* n: row len/2 .. len-1 holds exp(-2 pi j k / len), k < len/2 */
     uint32_t *bit_reverse;  /* n */
     uint32_t band_first[NB], band_count[NB]; /* bins of each band */
     double band_sum[NB];    /* sum over segments and channels of the band's |X|^2 */
 };
 
-static void fft(const rt_psy_analysis *a, double *re, double *im)
+/* Four doubles: one AVX register on x86-64-v3, two SSE2 ones on the baseline clone.
+ * Every butterfly loop below runs k in steps of 4 (half >= 4: n >= 2048 here). */
+typedef double pa_v4 __attribute__((vector_size(32)));
+typedef double pa_v4u __attribute__((vector_size(32), aligned(8)));
+#define LD(p) (*(const pa_v4u *)(p))
+#define ST(p, v) (*(pa_v4u *)(p) = (v))
+
+/* One radix-2 stage on one group of 2 half points: (k, k + half), twiddle w_k. */
+static inline __attribute__((always_inline)) void one_stage(double *re, double *im, uint32_t half,
+                                                            const double *wr, const double *wi)
 {
-    const uint32_t n = a->n;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t j = a->bit_reverse[i];
-        if (j > i) {
-            double t = re[i]; re[i] = re[j]; re[j] = t;
-            t = im[i]; im[i] = im[j]; im[j] = t;
-        }
-    }
-    for (uint32_t len = 2; len <= n; len <<= 1) {
-        uint32_t half = len >> 1, stride = n / len;
-        for (uint32_t start = 0; start < n; start += len) {
-            for (uint32_t k = 0; k < half; k++) {
-                double wr = a->cos_table[k * stride], wi = -a->sin_table[k * stride];
-                uint32_t p = start + k, q = p + half;
-                double tr = re[q] * wr - im[q] * wi, ti = re[q] * wi + im[q] * wr;
-                re[q] = re[p] - tr; im[q] = im[p] - ti;
-                re[p] += tr; im[p] += ti;
-            }
-        }
+    for (uint32_t k = 0; k < half; k += 4) {
+        pa_v4 qr = LD(re + half + k), qi = LD(im + half + k), cr = LD(wr + k), ci = LD(wi + k);
+        pa_v4 tr = qr * cr - qi * ci, ti = qr * ci + qi * cr, pr = LD(re + k), pi = LD(im + k);
+        ST(re + half + k, pr - tr); ST(im + half + k, pi - ti);
+        ST(re + k, pr + tr); ST(im + k, pi + ti);
     }
 }
 
-/* Add |X_k|^2 of the spectrum of a real signal to the band sums.  With two real
- * signals packed as x + j y, X = (Z_k + conj Z_{n-k}) / 2, Y = (Z_k - conj Z_{n-k}) / 2j;
- * `which` 0 takes X, 1 takes Y. */
-static void accumulate(rt_psy_analysis *a, int which)
+/* Stages len = 2 half and 2 len on one group of 4 half points: (k, k + half) and
+ * (k + len, k + len + half) with a_k, then (k, k + len) with b_k and
+ * (k + half, k + len + half) with b_{k + half}. */
+static inline __attribute__((always_inline)) void two_stages(double *re, double *im, uint32_t half,
+                                                             const double *ar, const double *ai,
+                                                             const double *br, const double *bi)
+{
+    const uint32_t len = 2 * half;
+    for (uint32_t k = 0; k < half; k += 4) {
+        pa_v4 p0r = LD(re + k), p0i = LD(im + k), p1r = LD(re + k + half), p1i = LD(im + k + half);
+        pa_v4 p2r = LD(re + k + len), p2i = LD(im + k + len);
+        pa_v4 p3r = LD(re + k + len + half), p3i = LD(im + k + len + half);
+        pa_v4 cr = LD(ar + k), ci = LD(ai + k);
+        pa_v4 t1r = p1r * cr - p1i * ci, t1i = p1r * ci + p1i * cr;
+        pa_v4 t3r = p3r * cr - p3i * ci, t3i = p3r * ci + p3i * cr;
+        pa_v4 x0r = p0r + t1r, x0i = p0i + t1i, x1r = p0r - t1r, x1i = p0i - t1i;
+        pa_v4 x2r = p2r + t3r, x2i = p2i + t3i, x3r = p2r - t3r, x3i = p2i - t3i;
+        pa_v4 dr = LD(br + k), di = LD(bi + k), er = LD(br + k + half), ei = LD(bi + k + half);
+        pa_v4 u2r = x2r * dr - x2i * di, u2i = x2r * di + x2i * dr;
+        pa_v4 u3r = x3r * er - x3i * ei, u3i = x3r * ei + x3i * er;
+        ST(re + k, x0r + u2r); ST(im + k, x0i + u2i);
+        ST(re + k + len, x0r - u2r); ST(im + k + len, x0i - u2i);
+        ST(re + k + half, x1r + u3r); ST(im + k + half, x1i + u3i);
+        ST(re + k + len + half, x1r - u3r); ST(im + k + len + half, x1i - u3i);
+    }
+}
+#undef LD
+#undef ST
+
+/* In-place radix-2 decimation-in-time FFT (forward, unscaled) of n = 2^m points whose
+ * input is already in bit-reversed order (load_segment).  The first two stages (twiddles 1 and -j) run as
+ * one multiplication-free radix-4 pass; later stages go two per pass and read their
+ * twiddles from a contiguous row of the table (tw_*[len/2 + k] = exp(-2 pi j k / len)), so the inner
+ * loop is unit-stride on every array, four butterflies at a time (RT_HOT_CLONES). */
+RT_HOT_CLONES
+static void fft(const rt_psy_analysis *a, double *restrict re, double *restrict im)
 {
     const uint32_t n = a->n;
+    uint32_t len = 2;
+    if (n >= 4) {
+        for (uint32_t s = 0; s < n; s += 4) {
+            /* two length-2 butterflies, then the length-4 one with twiddles 1 and -j */
+            double r0 = re[s] + re[s + 1], i0 = im[s] + im[s + 1];
+            double r1 = re[s] - re[s + 1], i1 = im[s] - im[s + 1];
+            double r2 = re[s + 2] + re[s + 3], i2 = im[s + 2] + im[s + 3];
+            double r3 = re[s + 2] - re[s + 3], i3 = im[s + 2] - im[s + 3];
+            re[s] = r0 + r2; im[s] = i0 + i2;
+            re[s + 2] = r0 - r2; im[s + 2] = i0 - i2;
+            re[s + 1] = r1 + i3; im[s + 1] = i1 - r3; /* (r3 + j i3) * -j = i3 - j r3 */
+            re[s + 3] = r1 - i3; im[s + 3] = i1 + r3;
+        }
+        len = 8;
+    }
+    /* Two stages per pass over the data (len and 2 len), halving the memory traffic. */
+    for (; 2 * len <= n; len <<= 2)
+        for (uint32_t start = 0; start < n; start += 2 * len)
+            two_stages(re + start, im + start, len >> 1, a->tw_re + (len >> 1), a->tw_im + (len >> 1),
+                       a->tw_re + len, a->tw_im + len);
+    if (len <= n) /* one stage left */
+        for (uint32_t start = 0; start < n; start += len)
+            one_stage(re + start, im + start, len >> 1, a->tw_re + (len >> 1), a->tw_im + (len >> 1));
+}
+
+/* Add the pair's power per band.  With two real signals packed as z = x + j y,
+ * X_k = (Z_k + conj Z_{n-k}) / 2 and Y_k = (Z_k - conj Z_{n-k}) / 2j, so
+ * |X_k|^2 + |Y_k|^2 = (|Z_k|^2 + |Z_{n-k}|^2) / 2: the pooled power needs no unpacking
+ * (with y = 0 it is |X_k|^2, Z being Hermitian). */
+static void accumulate(rt_psy_analysis *a)
+{
+    const uint32_t n = a->n;
+    const double *re = a->re, *im = a->im;
     for (uint32_t b = 0; b < a->active; b++) {
         double s = 0.0;
-        for (uint32_t k = a->band_first[b]; k < a->band_first[b] + a->band_count[b]; k++) {
-            uint32_t m = n - k; /* bands never hold bin 0, so m < n */
-            double zr = a->re[k], zi = a->im[k], cr = a->re[m], ci = -a->im[m];
-            double xr, xi;
-            if (which == 0) { xr = 0.5 * (zr + cr); xi = 0.5 * (zi + ci); }
-            else { xr = 0.5 * (zi - ci); xi = -0.5 * (zr - cr); }
-            s += xr * xr + xi * xi;
+        const uint32_t first = a->band_first[b], end = first + a->band_count[b];
+        for (uint32_t k = first; k < end; k++) /* bands never hold bin 0, so n - k < n */
+            s += re[k] * re[k] + im[k] * im[k] + re[n - k] * re[n - k] + im[n - k] * im[n - k];
+        a->band_sum[b] += 0.5 * s;
+    }
+}
+
+/* Windowed segment(s) into the FFT buffers, already in bit-reversed order (the FFT's
+ * permutation pass folded into this copy). */
+static void load_segment(rt_psy_analysis *a, const float *x, const float *y)
+{
+    const uint32_t n = a->n;
+    const uint32_t *rev = a->bit_reverse;
+    const double *w = a->window;
+    double *re = a->re, *im = a->im;
+    if (y) {
+        for (uint32_t i = 0; i < n; i++) {
+            re[rev[i]] = w[i] * x[i];
+            im[rev[i]] = w[i] * y[i];
         }
-        a->band_sum[b] += s;
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            re[rev[i]] = w[i] * x[i];
+            im[rev[i]] = 0.0;
+        }
     }
 }
 
@@ -76,14 +152,9 @@ static void run_segment(rt_psy_analysis *a)
     const uint32_t n = a->n;
     for (uint32_t ch = 0; ch < a->channels; ch += 2) {
         const float *x = a->segment + (size_t)ch * n;
-        const float *y = ch + 1 < a->channels ? x + n : NULL;
-        for (uint32_t i = 0; i < n; i++) {
-            a->re[i] = a->window[i] * x[i];
-            a->im[i] = y ? a->window[i] * y[i] : 0.0;
-        }
+        load_segment(a, x, ch + 1 < a->channels ? x + n : NULL);
         fft(a, a->re, a->im);
-        accumulate(a, 0);
-        if (y) accumulate(a, 1);
+        accumulate(a);
     }
     a->segments++;
     /* 50 % overlap: keep the second half as the next segment's first half. */
@@ -107,10 +178,10 @@ rt_psy_analysis *rt_psy_analysis_create(uint32_t channels, double sample_rate)
     a->window = malloc(sizeof(double) * n);
     a->re = malloc(sizeof(double) * n);
     a->im = malloc(sizeof(double) * n);
-    a->cos_table = malloc(sizeof(double) * (n / 2));
-    a->sin_table = malloc(sizeof(double) * (n / 2));
+    a->tw_re = malloc(sizeof(double) * n);
+    a->tw_im = malloc(sizeof(double) * n);
     a->bit_reverse = malloc(sizeof(uint32_t) * n);
-    if (!a->segment || !a->sum_squares || !a->window || !a->re || !a->im || !a->cos_table || !a->sin_table || !a->bit_reverse) {
+    if (!a->segment || !a->sum_squares || !a->window || !a->re || !a->im || !a->tw_re || !a->tw_im || !a->bit_reverse) {
         rt_psy_analysis_destroy(a);
         return NULL;
     }
@@ -120,10 +191,11 @@ rt_psy_analysis *rt_psy_analysis_create(uint32_t channels, double sample_rate)
         energy += a->window[i] * a->window[i];
     }
     a->psd_scale = 2.0 / (sample_rate * energy);
-    for (uint32_t k = 0; k < n / 2; k++) {
-        a->cos_table[k] = cos(2.0 * RT_PI * k / n);
-        a->sin_table[k] = sin(2.0 * RT_PI * k / n);
-    }
+    for (uint32_t half = 1; half < n; half <<= 1)
+        for (uint32_t k = 0; k < half; k++) {
+            a->tw_re[half + k] = cos(RT_PI * k / half);
+            a->tw_im[half + k] = -sin(RT_PI * k / half);
+        }
     uint32_t bits = 0;
     while ((1u << bits) < n) bits++;
     for (uint32_t i = 0; i < n; i++) {
@@ -148,7 +220,7 @@ void rt_psy_analysis_destroy(rt_psy_analysis *a)
 {
     if (!a) return;
     free(a->segment); free(a->sum_squares); free(a->window); free(a->re); free(a->im);
-    free(a->cos_table); free(a->sin_table); free(a->bit_reverse);
+    free(a->tw_re); free(a->tw_im); free(a->bit_reverse);
     free(a);
 }
 
