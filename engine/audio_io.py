@@ -251,8 +251,13 @@ class AtomicWriter:
             noise = self._rng.random(block.shape) - self._rng.random(block.shape)  # TPDF, +-1 LSB
             data = np.clip(np.round(block.astype(np.float64) * 32768.0 + noise), -32768, 32767).astype(np.int16)
         elif self.subtype == "PCM_24":
-            data = (np.clip(np.round(block.astype(np.float64) * 8388608.0), -8388608, 8388607)
-                    .astype(np.int32) << 8)
+            # In float32, exactly as in float64: scaling by 2^23 is exact, and rounding to
+            # an integer is exact below 2^24 (above, every float32 already is one).
+            scaled = np.multiply(block, np.float32(8388608.0), dtype=np.float32)
+            np.rint(scaled, out=scaled)
+            np.clip(scaled, -8388608.0, 8388607.0, out=scaled)
+            data = scaled.astype(np.int32)
+            data <<= 8
         else:
             data = np.ascontiguousarray(block, dtype=np.float32)
         self._sf.write(data)

@@ -111,6 +111,22 @@ def test_writer_round_trip(tmp_path, subtype, lsb):
     np.testing.assert_allclose(y, x, atol=1.5 * lsb if subtype == "PCM_16" else lsb)  # dither: +-1 LSB
 
 
+def test_pcm24_rounds_to_nearest_even_and_clips(tmp_path):
+    lsb = 2.0 ** -23
+    ties = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 1e-3, 0.49999997], np.float64) * lsb
+    overs = np.array([1.0, -1.0, 1.0 - lsb / 2, 1.2, -1.2, -1.0 - lsb], np.float64)
+    x = np.concatenate([ties, overs]).astype(np.float32)[:, None]
+    path = tmp_path / "q.wav"
+    with AtomicWriter(path, FS, 1, "PCM_24") as w:
+        w.write(x)
+        w.commit()
+    got = sf.read(path, dtype="int32")[0] >> 8
+    expected = np.clip(np.round(x.astype(np.float64) * 2.0 ** 23), -2 ** 23, 2 ** 23 - 1)  # numpy: half to even
+    assert got.tolist() == expected[:, 0].astype(np.int64).tolist()
+    assert got[:5].tolist() == [0, 2, 2, 0, -2] and got[7:].tolist() == [2 ** 23 - 1, -2 ** 23, 2 ** 23 - 1,
+                                                                          2 ** 23 - 1, -2 ** 23, -2 ** 23]
+
+
 @pytest.mark.parametrize("level_lsb", (0.25, 0.5))
 def test_pcm16_dither_is_tpdf(tmp_path, level_lsb):
     x = np.full((200000, 1), level_lsb / 32768, np.float32)  # below 1 LSB: plain rounding loses it
