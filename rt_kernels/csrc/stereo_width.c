@@ -219,50 +219,73 @@ static inline void add_weighted(sw_ramp *w, const double *restrict band, double 
         for (; i < n; i++) acc[i] += g * band[i];
 }
 
-/* Local copy of one section's coefficients and history, for the fused loop. */
+/* Four sections side by side, one per lane (four doubles: one AVX register on
+ * x86-64-v3, two SSE2 ones on the baseline clone).  Each lane computes exactly the
+ * expression of section_run, in the same order. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors: only in always-inlined helpers */
+#endif
+typedef double sw_v4 __attribute__((vector_size(32)));
 typedef struct {
-    double b0, b1, b2, a1, a2, x1, x2, y1, y2;
-} sw_sec;
+    sw_v4 b0, b1, b2, a1, a2, x1, x2, y1, y2;
+} sw_quad;
 
-static inline sw_sec sec_load(const double *c, const double *h)
+static inline __attribute__((always_inline)) sw_v4 quad_step(sw_quad *q, sw_v4 x)
 {
-    sw_sec s = {c[0], c[1], c[2], c[3], c[4], h[0], h[1], h[2], h[3]};
-    return s;
-}
-
-static inline void sec_store(const sw_sec *s, double *h)
-{
-    h[0] = s->x1; h[1] = s->x2; h[2] = s->y1; h[3] = s->y2;
-}
-
-/* Same arithmetic, in the same order, as section_run. */
-static inline double sec_step(sw_sec *s, double x)
-{
-    double y = (s->b0 * x + s->b1 * s->x1 + s->b2 * s->x2 - s->a2 * s->y2) - s->a1 * s->y1;
-    s->x2 = s->x1; s->x1 = x;
-    s->y2 = s->y1; s->y1 = y;
+    sw_v4 y = (q->b0 * x + q->b1 * q->x1 + q->b2 * q->x2 - q->a2 * q->y2) - q->a1 * q->y1;
+    q->x2 = q->x1; q->x1 = x;
+    q->y2 = q->y1; q->y1 = y;
     return y;
 }
 
-/* One LR4 split of `rest` (low part -> band, high part -> rest) and the same
- * crossover's all-pass on the mid, fused into one loop: the five recursions are
- * independent chains, so the CPU overlaps them instead of waiting on each. */
+/* Lane j of q <- section with coefficients c and history h (NULL: an idle lane, all zero). */
+static void quad_load(sw_quad *q, int j, const double *c, const double *h)
+{
+    q->b0[j] = c ? c[0] : 0.0; q->b1[j] = c ? c[1] : 0.0; q->b2[j] = c ? c[2] : 0.0;
+    q->a1[j] = c ? c[3] : 0.0; q->a2[j] = c ? c[4] : 0.0;
+    q->x1[j] = h ? h[0] : 0.0; q->x2[j] = h ? h[1] : 0.0; q->y1[j] = h ? h[2] : 0.0; q->y2[j] = h ? h[3] : 0.0;
+}
+
+static void quad_store(const sw_quad *q, int j, double *h)
+{
+    h[0] = q->x1[j]; h[1] = q->x2[j]; h[2] = q->y1[j]; h[3] = q->y2[j];
+}
+
+/* Split k, one loop over the chunk: the LR4 split of `rest` (low part -> band, high part
+ * -> rest), the crossover's all-pass on the mid and, for k > 0, on the weighted side sum
+ * so far (so the lower bands stay in phase with what this split passes on).  The first
+ * sections of the low-pass and high-pass, the mid all-pass and the side all-pass run as
+ * the four lanes of one vector; the second sections of the two filters as two lanes of
+ * another.  The recursions are independent, so nothing waits on anything but itself. */
+RT_HOT_CLONES
 static void split_run(rt_stereo_width *st, uint32_t k, uint32_t n)
 {
     sw_history *h = &st->h;
-    sw_sec lp0 = sec_load(st->xo_lp_c[k], h->xo_lp[k][0]), lp1 = sec_load(st->xo_lp_c[k], h->xo_lp[k][1]);
-    sw_sec hp0 = sec_load(st->xo_hp_c[k], h->xo_hp[k][0]), hp1 = sec_load(st->xo_hp_c[k], h->xo_hp[k][1]);
-    sw_sec ap = sec_load(st->xo_ap_c[k], h->xo_ap_mid[k]);
-    double *restrict rest = st->rest, *restrict band = st->band, *restrict mid = st->mid;
+    const int side_ap = k > 0;
+    sw_quad first, second;
+    quad_load(&first, 0, st->xo_lp_c[k], h->xo_lp[k][0]);
+    quad_load(&first, 1, st->xo_hp_c[k], h->xo_hp[k][0]);
+    quad_load(&first, 2, st->xo_ap_c[k], h->xo_ap_mid[k]);
+    quad_load(&first, 3, side_ap ? st->xo_ap_c[k] : NULL, side_ap ? h->xo_ap_side[k] : NULL);
+    quad_load(&second, 0, st->xo_lp_c[k], h->xo_lp[k][1]);
+    quad_load(&second, 1, st->xo_hp_c[k], h->xo_hp[k][1]);
+    quad_load(&second, 2, NULL, NULL);
+    quad_load(&second, 3, NULL, NULL);
+    double *restrict rest = st->rest, *restrict band = st->band, *restrict mid = st->mid, *restrict acc = st->acc;
     for (uint32_t i = 0; i < n; i++) {
-        double x = rest[i];
-        band[i] = sec_step(&lp1, sec_step(&lp0, x));
-        rest[i] = sec_step(&hp1, sec_step(&hp0, x));
-        mid[i] = sec_step(&ap, mid[i]);
+        sw_v4 a = quad_step(&first, (sw_v4){rest[i], rest[i], mid[i], side_ap ? acc[i] : 0.0});
+        sw_v4 b = quad_step(&second, a);
+        band[i] = b[0];
+        rest[i] = b[1];
+        mid[i] = a[2];
+        if (side_ap) acc[i] = a[3];
     }
-    sec_store(&lp0, h->xo_lp[k][0]); sec_store(&lp1, h->xo_lp[k][1]);
-    sec_store(&hp0, h->xo_hp[k][0]); sec_store(&hp1, h->xo_hp[k][1]);
-    sec_store(&ap, h->xo_ap_mid[k]);
+    quad_store(&first, 0, h->xo_lp[k][0]);
+    quad_store(&first, 1, h->xo_hp[k][0]);
+    quad_store(&first, 2, h->xo_ap_mid[k]);
+    if (side_ap) quad_store(&first, 3, h->xo_ap_side[k]);
+    quad_store(&second, 0, h->xo_lp[k][1]);
+    quad_store(&second, 1, h->xo_hp[k][1]);
 }
 
 static void run_chunk(rt_stereo_width *st, uint32_t n)
@@ -274,7 +297,6 @@ static void run_chunk(rt_stereo_width *st, uint32_t n)
         add_weighted(&st->width[0], rest, acc, n, 1);
     } else {
         for (uint32_t k = 0; k < splits; k++) {
-            if (k > 0) section_run(st->xo_ap_c[k], h->xo_ap_side[k], acc, n);
             split_run(st, k, n);
             add_weighted(&st->width[k], band, acc, n, k == 0);
         }
