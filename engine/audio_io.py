@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -227,7 +229,11 @@ class AtomicWriter:
     """
 
     def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, subtype: str = "PCM_24",
-                 dither_seed: int = 0):
+                 dither_seed: int = 0, background: bool = False):
+        """``background``: quantise and write on a thread of the writer's own (at most two
+        blocks queued), so encoding overlaps the caller's work; write() keeps a reference
+        to each block, which must not change afterwards.  An error on that thread is
+        raised by the next write() or by commit()."""
         self.path = Path(path)
         fmt, directory = check_output(self.path, subtype)
         self.subtype = subtype
@@ -244,9 +250,23 @@ class AtomicWriter:
             raise AudioOutputError(f"{self.path}: cannot open for writing ({exc})") from exc
         self.frames_written = 0
         self._done = False
+        self._queue: queue.Queue | None = None
+        self._failed: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._drain, name=f"write {self.path.name}", daemon=True)
+            self._thread.start()
 
     def write(self, block: np.ndarray) -> None:
         """Write float32 (frames, channels) samples (nominal range [-1, 1))."""
+        if self._queue is None:
+            self._encode(block)
+            return
+        self._raise_failure()
+        self._queue.put(block)
+        self.frames_written += block.shape[0]
+
+    def _encode(self, block: np.ndarray) -> None:
         if self.subtype == "PCM_16":
             noise = self._rng.random(block.shape) - self._rng.random(block.shape)  # TPDF, +-1 LSB
             data = np.clip(np.round(block.astype(np.float64) * 32768.0 + noise), -32768, 32767).astype(np.int16)
@@ -261,15 +281,40 @@ class AtomicWriter:
         else:
             data = np.ascontiguousarray(block, dtype=np.float32)
         self._sf.write(data)
-        self.frames_written += block.shape[0]
+        if self._queue is None:
+            self.frames_written += block.shape[0]
+
+    def _drain(self) -> None:
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            if self._failed is None:
+                try:
+                    self._encode(block)
+                except BaseException as exc:  # kept for the caller's thread; the queue still drains
+                    self._failed = exc
+
+    def _stop(self) -> None:
+        if self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+
+    def _raise_failure(self) -> None:
+        if self._failed is not None:
+            raise AudioOutputError(f"{self.path}: write failed ({self._failed})") from self._failed
 
     def commit(self) -> None:
+        self._stop()
+        self._raise_failure()
         self._sf.close()
         os.replace(self._tmp, self.path)
         self._done = True
 
     def abort(self) -> None:
         if not self._done:
+            self._stop()
             self._sf.close()
             self._tmp.unlink(missing_ok=True)
             self._done = True

@@ -111,6 +111,33 @@ def test_writer_round_trip(tmp_path, subtype, lsb):
     np.testing.assert_allclose(y, x, atol=1.5 * lsb if subtype == "PCM_16" else lsb)  # dither: +-1 LSB
 
 
+@pytest.mark.parametrize("subtype", ("PCM_16", "PCM_24", "FLOAT"))
+def test_background_writer_writes_the_same_file(tmp_path, subtype):
+    x = tone()
+    paths = []
+    for background in (False, True):
+        path = tmp_path / f"out{int(background)}.wav"
+        with AtomicWriter(path, FS, 2, subtype, background=background) as w:
+            for i in range(0, len(x), 7000):
+                w.write(x[i:i + 7000])
+            w.commit()
+        assert w.frames_written == len(x)
+        paths.append(path)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_background_writer_reports_a_failure_and_leaves_nothing(tmp_path):
+    target = tmp_path / "out.wav"
+    with pytest.raises(AudioOutputError, match=r"out.wav: write failed"):
+        with AtomicWriter(target, FS, 2, "PCM_24", background=True) as w:
+            w.write(tone()[:1000])
+            w.write(np.zeros((1000, 3), np.float32))  # wrong channel count: fails on the writer's thread
+            for _ in range(5):
+                w.write(tone()[:1000])
+            w.commit()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_pcm24_rounds_to_nearest_even_and_clips(tmp_path):
     lsb = 2.0 ** -23
     ties = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 1e-3, 0.49999997], np.float64) * lsb

@@ -367,7 +367,7 @@ def master(in_path, out_path, preset: str | Path | Preset = DEFAULT_PRESET, *, t
 
     def make_sink():
         # Each pass writes a temporary file; the best one is renamed into place.
-        writer = AtomicWriter(out_path, info.sample_rate, info.channels, subtype)
+        writer = AtomicWriter(out_path, info.sample_rate, info.channels, subtype, background=True)
         writers.append(writer)
         return writer.write, writer.commit, writer.abort
 
