@@ -8,9 +8,11 @@ ENG-08).  Memory stays bounded: one block in flight whatever the file length.
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -71,6 +73,55 @@ def render_array(processor: BlockProcessor, audio: np.ndarray, block_size: int) 
     if not pieces:
         return np.zeros_like(audio, dtype=np.float32)
     return np.ascontiguousarray(np.concatenate(pieces, axis=0))
+
+
+def prefetched(blocks: Iterable[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
+    """The same blocks, produced `depth` ahead on a thread (decoding in libsndfile releases
+    the GIL, so reading overlaps the caller's processing).  An exception in the producer
+    is raised here at the point it happened; closing this generator early stops the
+    producer and closes `blocks`."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        source = iter(blocks)
+        try:
+            for block in source:
+                while not stop.is_set():
+                    try:
+                        ready.put((block, None), timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put((done, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put((done, exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close:
+                close()
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            block, exc = ready.get()
+            if block is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield block
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 class Progress:

@@ -46,3 +46,38 @@ def test_empty_blocks_are_skipped_and_counted_right():
     blocks = [np.zeros((0, 2), np.float32), np.ones((10, 2), np.float32), np.zeros((0, 2), np.float32)]
     assert render_blocks(DelayLine(2, 3), blocks, pieces.append) == 10
     assert sum(p.shape[0] for p in pieces) == 10
+
+
+def test_prefetched_yields_every_block_in_order_and_raises_where_the_source_failed():
+    from engine.offline import prefetched
+
+    def source(fail_at=None):
+        for i in range(10):
+            if i == fail_at:
+                raise ValueError(f"block {i} is corrupt")
+            yield np.full((3, 2), i, np.float32)
+
+    assert [int(b[0, 0]) for b in prefetched(source())] == list(range(10))
+    got = []
+    with pytest.raises(ValueError, match="block 6 is corrupt"):
+        for b in prefetched(source(fail_at=6)):
+            got.append(int(b[0, 0]))
+    assert got == list(range(6))
+
+
+def test_closing_a_prefetched_stream_early_stops_and_closes_the_source():
+    from engine.offline import prefetched
+
+    closed = []
+
+    def source():
+        try:
+            for i in range(1000):
+                yield np.full((3, 2), i, np.float32)
+        finally:
+            closed.append(True)
+
+    stream = prefetched(source(), depth=2)
+    assert int(next(stream)[0, 0]) == 0
+    stream.close()
+    assert closed == [True]

@@ -16,7 +16,7 @@ from engine.audio_io import AtomicWriter, AudioInputError, AudioReader, check_ou
 from engine.mastering.analysis import InputAnalysis, analyse_blocks
 from engine.mastering.chain import LOUDNESS_GAIN_LIMIT_DB, ChainPlan, initial_loudness_gain, plan_chain
 from engine.mastering.measure import Measurement, _from_meter
-from engine.offline import Progress, render_blocks
+from engine.offline import Progress, prefetched, render_blocks
 from graph import Executor
 from graph.nodes import NODE_TYPES
 from presets import Preset, PresetError, load_preset, parse_preset
@@ -356,12 +356,15 @@ def master(in_path, out_path, preset: str | Path | Preset = DEFAULT_PRESET, *, t
     out_dir = check_output(out_path, subtype)[1]  # before any work: a bad output fails at once
     bar = Progress(f"mastering {Path(in_path).name}", info.frames, info.sample_rate) if progress else None
 
-    def blocks():
+    def read():
         with AudioReader(in_path) as reader:
             for block in reader.blocks(READ_BLOCK_FRAMES):
                 if bar:
                     bar.advance(block.shape[0])
                 yield block
+
+    def blocks():
+        return prefetched(read())
 
     writers: list[AtomicWriter] = []
 
