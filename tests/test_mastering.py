@@ -205,3 +205,13 @@ def test_the_loudness_solve_replays_the_first_stages_exactly(seed, monkeypatch, 
     assert reports[0].passes >= 2 and reports[0].loudness_gain_db == again[0].loudness_gain_db
     assert np.array_equal(replayed, whole)
     assert np.array_equal(sf.read(tmp_path / "out.wav", dtype="float32")[0], whole)
+
+
+def test_a_live_chain_keeps_its_width_stage_for_later_changes():
+    from engine.mastering.chain import plan_chain
+    from engine.mastering.render import resolve_preset
+
+    preset = resolve_preset("adaptive")
+    live = plan_chain(preset, 2, 48000, None, preset.target.ceiling_dbtp)
+    offline = plan_chain(preset, 2, 48000, None, preset.target.ceiling_dbtp, fixed=True)
+    assert "width" in live.graph().nodes and "width" not in offline.graph().nodes

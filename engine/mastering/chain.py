@@ -81,11 +81,15 @@ def _clamp(v: float, lo: float, hi: float) -> float:
 
 
 def plan_chain(preset: Preset, channels: int, sample_rate: int, analysis: InputAnalysis | None,
-               ceiling_dbtp: float) -> ChainPlan:
+               ceiling_dbtp: float, *, fixed: bool = False) -> ChainPlan:
+    """The parameters for `preset` on this input.  ``fixed``: they will not change while
+    the chain runs (an offline render), so stages may be simplified to what they do; a
+    live chain keeps every stage, since its parameters can be set at any time."""
     params = {cfg.name: dict(cfg.params) for cfg in preset.chain}
     plan = ChainPlan(preset, channels, params)
     _adapt(plan, preset, channels, analysis, ceiling_dbtp)
-    _simplify_width(plan)
+    if fixed:
+        _simplify_width(plan)
     return plan
 
 

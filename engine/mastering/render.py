@@ -328,7 +328,7 @@ def _master(blocks, sample_rate, channels, preset, block_size, target_lufs, ceil
     ceiling = preset.target.ceiling_dbtp if ceiling_dbtp is None else ceiling_dbtp
     mix = preset.intensity if intensity is None else intensity
     analysis = analyse_blocks(blocks(), sample_rate, channels)
-    plan = plan_chain(preset, channels, sample_rate, analysis, ceiling)
+    plan = plan_chain(preset, channels, sample_rate, analysis, ceiling, fixed=True)
     notes = list(plan.notes)
     renderer = _Renderer(plan, sample_rate, block_size, mix, blocks, cache_dir, progress)
     try:

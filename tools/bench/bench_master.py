@@ -40,7 +40,7 @@ def run(opts) -> list[Row]:
     rows = []
     preset = resolve_preset("adaptive")
     analysis = analyse_blocks([audio], FS, 2)
-    plan = plan_chain(preset, 2, FS, analysis, preset.target.ceiling_dbtp)
+    plan = plan_chain(preset, 2, FS, analysis, preset.target.ceiling_dbtp, fixed=True)
     gain = initial_loudness_gain(plan, analysis, preset.target.integrated_lufs)
     planar = np.ascontiguousarray(audio.T)
 
