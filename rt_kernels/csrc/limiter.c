@@ -1,4 +1,6 @@
+#ifndef LIM_TEMPLATE /* the file proper; the vector stages are at the end */
 #include "limiter.h"
+#include "cpu_level.h"
 #include "rt_common.h"
 #include "true_peak.h"
 
@@ -17,16 +19,32 @@
 /* The detector: 4x at every rate (full-band content at 96 kHz has inter-sample peaks
  * too), 64 taps per phase with Kaiser beta 9 (a sharper transition at fs/2 than the
  * meter's 32-tap filter: a limiter pins many peaks at the ceiling, so the near-Nyquist
- * part of them matters), and the parabola-refined envelope (true_peak.h). */
+ * part of them matters), and the parabola-refined envelope (true_peak.h), computed
+ * exactly only where it may exceed the ceiling (rt_true_peak_envelope_bounded). */
 #define TP_FACTOR 4u
 #define TP_TAPS 64u
 #define TP_BETA 9.0
 #define TP_FLAT_MAX 8u        /* K: frames of flat gain either side of a peak (true-peak mode) */
 #define CHUNK 256u            /* frames per internal pass (scratch size); not a processing unit */
 #define Q_ONE 1099511627776.0 /* 2^40: fixed-point unit of the averaged gain */
+#define Q_ONE_I ((int64_t)1 << 40)
 #define R_MARGIN (1.0 - 1e-12)
 #define AUTO_DENSITY_MS 500.0
-#define AUTO_RECOVERED 0.999  /* gain counted as recovered (-0.009 dB) */
+#define AUTO_RECOVERED_U 0.001 /* gain reduction counted as recovered (gain >= 0.999, -0.009 dB) */
+#define CELL 64u              /* frames per update of the auto-release density (absolute grid) */
+#define KAPPA_REL 0x1p-30     /* release offset, relative to the rate (see header) */
+#define KAPPA_MIN 0x1p-50
+
+/* The vector stages, built for the baseline and for x86-64-v3 (see the end of the file). */
+typedef struct {
+    uint32_t (*sanitize)(const float *x, float *dst, uint32_t n);
+    void (*absmax)(float *d, const float *x, int first, uint32_t n);
+    void (*max3)(float *d, const float *v, uint32_t n);
+    float (*vmax)(const float *d, uint32_t n);
+    void (*required)(const float *d, double *r, float ceiling, uint32_t n);
+    uint64_t (*apply)(const float *xd, const double *g, float *out, float ceiling, uint32_t n);
+} lim_stages;
+static const lim_stages *pick_stages(void);
 
 struct rt_limiter {
     uint32_t channels;
@@ -42,35 +60,45 @@ struct rt_limiter {
     double ceiling;           /* linear */
     float ceiling_f;          /* largest float <= ceiling */
     double release_ms;
-    double rate_slow, rate_fast, rate_density;
+    double rate_slow, rate_fast;
+    double rise[CELL + 1], decay[CELL + 1]; /* density over k frames: 1 - (1 - a)^k, (1 - a)^k */
     int auto_release;
     int true_peak;
 
-    /* audio delay line: channels * delay_len, planar */
+    /* sanitized input: per channel a ring of dcap frames stored twice (slot p and p + dcap),
+     * so that any dcap consecutive frames are contiguous */
     float *delay;
-    uint32_t delay_len, delay_w;
-    /* r(t) for the last D+1 frames */
+    uint32_t dcap, dpos;      /* dpos: ring slot of the next frame */
+    /* r(t) for the last rcap frames */
     double *r_ring;
-    uint32_t r_len, r_w;
-    /* monotonic deque of (r, t), ring of capacity dq_cap */
-    double *dq_v;
+    uint32_t rcap, rpos;
+    /* monotonic deque of (w = 1 - r, t) for the frames with r < 1 */
+    double *dq_w;
     uint64_t *dq_t;
     uint32_t dq_cap, dq_head, dq_count;
-    /* box average */
+    /* box average: q(t) for the last box_cap frames */
     int64_t *box;
     int64_t box_sum;
     uint32_t box_cap, box_w;
+    uint32_t clean;           /* frames since a q below Q_ONE (saturates at box_cap) */
     double box_scale;         /* 1 / (box_len * 2^40) */
-    double env;               /* release stage e(t) */
+    double g_unity;           /* the gain once everything is at unity */
+    double u;                 /* release stage: gain reduction 1 - e(t) */
     double density;           /* auto release: fraction of time limiting */
+    double rho, keep, kappa;  /* release rate of the current cell, 1 - rho, offset */
+    uint32_t cell_pos, cell_lim, cell_rec;
     uint64_t t;               /* frames pushed through the detector */
 
-    /* true-peak detector */
+    float *det;               /* CHUNK + 2: detector per frame (true peak: two frames of history first) */
+    float *det3;              /* CHUNK: true peak: 3-wide maximum */
+    double *r;                /* CHUNK: r(t) of the chunk */
+    double *g;                /* CHUNK: gain per output frame */
     rt_true_peak *tp;
-    float *scratch;           /* channels * CHUNK: sanitized input */
     float *tp_env;            /* channels * CHUNK */
-    float **scratch_ptr, **tp_env_ptr; /* channel pointers into the two */
+    float **tp_env_ptr;
+    const float **tp_in_ptr;
     float tp_prev[2];         /* detector values of the last two frames (3-wide max) */
+    const lim_stages *k;
 
     double gain_last, gain_min;
     uint64_t clamps, nonfinite;
@@ -94,6 +122,16 @@ static uint32_t lookahead_frames(double ms, double fs)
     return d < 1 ? 1u : (uint32_t)d;
 }
 
+/* The release rate for the next frames, from the density (auto) or release_ms. */
+static void set_rate(rt_limiter *st)
+{
+    double rho = st->rate_slow;
+    if (st->auto_release) rho = st->rate_fast + (st->rate_slow - st->rate_fast) * st->density;
+    st->rho = rho;
+    st->keep = 1.0 - rho;
+    st->kappa = fmax(rho * KAPPA_REL, KAPPA_MIN);
+}
+
 static void configure(rt_limiter *st, uint32_t lookahead)
 {
     st->lookahead = lookahead;
@@ -102,20 +140,25 @@ static void configure(rt_limiter *st, uint32_t lookahead)
     st->box_len = lookahead + 1 - st->flat;
     st->latency = lookahead + st->det_latency;
     st->box_scale = 1.0 / ((double)st->box_len * Q_ONE);
+    const double g = (double)(Q_ONE_I * (int64_t)st->box_len) * st->box_scale;
+    st->g_unity = g < 1.0 ? g : 1.0;
 }
 
 void rt_limiter_reset(rt_limiter *st)
 {
-    memset(st->delay, 0, sizeof(float) * st->channels * st->delay_len);
-    st->delay_w = 0;
-    for (uint32_t i = 0; i < st->r_len; i++) st->r_ring[i] = 1.0;
-    st->r_w = 0;
+    memset(st->delay, 0, sizeof(float) * 2 * st->dcap * st->channels);
+    st->dpos = 0;
+    for (uint32_t i = 0; i < st->rcap; i++) st->r_ring[i] = 1.0;
+    st->rpos = 0;
     st->dq_head = st->dq_count = 0;
-    for (uint32_t i = 0; i < st->box_cap; i++) st->box[i] = (int64_t)Q_ONE;
-    st->box_sum = (int64_t)Q_ONE * st->box_len;
+    for (uint32_t i = 0; i < st->box_cap; i++) st->box[i] = Q_ONE_I;
+    st->box_sum = Q_ONE_I * (int64_t)st->box_len;
     st->box_w = 0;
-    st->env = 1.0;
+    st->clean = st->box_cap;
+    st->u = 0.0;
     st->density = 0.0;
+    st->cell_pos = st->cell_lim = st->cell_rec = 0;
+    set_rate(st);
     st->t = 0;
     st->tp_prev[0] = st->tp_prev[1] = 0.0f;
     if (st->tp) rt_true_peak_reset(st->tp);
@@ -136,38 +179,40 @@ rt_limiter *rt_limiter_create(uint32_t channels, double sample_rate, double look
     st->channels = channels;
     st->sample_rate = sample_rate;
     st->true_peak = true_peak != 0;
+    st->k = pick_stages();
     st->max_lookahead = lookahead_frames(LOOKAHEAD_MS_MAX, sample_rate);
     if (st->true_peak) {
         st->tp = rt_true_peak_create_design(channels, sample_rate, TP_FACTOR, TP_TAPS, TP_BETA);
-        st->scratch = calloc((size_t)channels * CHUNK, sizeof(float));
         st->tp_env = calloc((size_t)channels * CHUNK, sizeof(float));
-        if (!st->tp || !st->scratch || !st->tp_env) goto fail;
+        st->tp_env_ptr = calloc(channels, sizeof(float *));
+        st->tp_in_ptr = calloc(channels, sizeof(float *));
+        if (!st->tp || !st->tp_env || !st->tp_env_ptr || !st->tp_in_ptr) goto fail;
+        for (uint32_t ch = 0; ch < channels; ch++) st->tp_env_ptr[ch] = st->tp_env + (size_t)ch * CHUNK;
         st->det_latency = rt_true_peak_latency(st->tp) + 1;
-    } else {
-        st->scratch = calloc((size_t)channels * CHUNK, sizeof(float));
-        if (!st->scratch) goto fail;
     }
-    st->scratch_ptr = calloc(channels, sizeof(float *));
-    st->tp_env_ptr = calloc(channels, sizeof(float *));
-    if (!st->scratch_ptr || !st->tp_env_ptr) goto fail;
-    for (uint32_t ch = 0; ch < channels; ch++) {
-        st->scratch_ptr[ch] = st->scratch + (size_t)ch * CHUNK;
-        if (st->tp_env) st->tp_env_ptr[ch] = st->tp_env + (size_t)ch * CHUNK;
-    }
-    st->delay_len = st->max_lookahead + st->det_latency + 1;
-    st->r_len = st->max_lookahead + 1;
+    st->dcap = st->max_lookahead + st->det_latency + CHUNK;
+    st->rcap = st->max_lookahead + CHUNK;
     st->dq_cap = st->max_lookahead + TP_FLAT_MAX + 2;
     st->box_cap = st->max_lookahead + 1;
-    st->delay = calloc((size_t)channels * st->delay_len, sizeof(float));
-    st->r_ring = calloc(st->r_len, sizeof(double));
-    st->dq_v = calloc(st->dq_cap, sizeof(double));
+    st->delay = calloc((size_t)channels * 2 * st->dcap, sizeof(float));
+    st->r_ring = calloc(st->rcap, sizeof(double));
+    st->dq_w = calloc(st->dq_cap, sizeof(double));
     st->dq_t = calloc(st->dq_cap, sizeof(uint64_t));
     st->box = calloc(st->box_cap, sizeof(int64_t));
-    if (!st->delay || !st->r_ring || !st->dq_v || !st->dq_t || !st->box) goto fail;
+    st->det = calloc(CHUNK + 2, sizeof(float));
+    st->det3 = calloc(CHUNK, sizeof(float));
+    st->r = calloc(CHUNK, sizeof(double));
+    st->g = calloc(CHUNK, sizeof(double));
+    if (!st->delay || !st->r_ring || !st->dq_w || !st->dq_t || !st->box || !st->det || !st->det3 || !st->r || !st->g)
+        goto fail;
+    for (uint32_t k = 0; k <= CELL; k++) {
+        const double a = (double)k * log1p(-release_rate(AUTO_DENSITY_MS, sample_rate));
+        st->decay[k] = exp(a);
+        st->rise[k] = -expm1(a);
+    }
     st->auto_release = auto_release != 0;
     rt_limiter_set_ceiling_db(st, ceiling_db);
     rt_limiter_set_release_ms(st, release_ms);
-    st->rate_density = release_rate(AUTO_DENSITY_MS, sample_rate);
     configure(st, lookahead_frames(lookahead_ms, sample_rate));
     if (st->lookahead > st->max_lookahead) goto fail;
     rt_limiter_reset(st);
@@ -181,15 +226,18 @@ void rt_limiter_destroy(rt_limiter *st)
 {
     if (!st) return;
     rt_true_peak_destroy(st->tp);
-    free(st->scratch);
     free(st->tp_env);
-    free(st->scratch_ptr);
     free(st->tp_env_ptr);
+    free(st->tp_in_ptr);
     free(st->delay);
     free(st->r_ring);
-    free(st->dq_v);
+    free(st->dq_w);
     free(st->dq_t);
     free(st->box);
+    free(st->det);
+    free(st->det3);
+    free(st->r);
+    free(st->g);
     free(st);
 }
 
@@ -220,138 +268,186 @@ int rt_limiter_set_release_ms(rt_limiter *st, double release_ms)
     st->release_ms = release_ms;
     st->rate_slow = release_rate(release_ms, st->sample_rate);
     st->rate_fast = release_rate(release_ms / 4.0, st->sample_rate);
+    set_rate(st);
     return 0;
 }
 
-void rt_limiter_set_auto_release(rt_limiter *st, int on) { st->auto_release = on != 0; }
-
-/* One frame of the gain computer: detector value d in, gain for the output frame out. */
-static inline double gain_step(rt_limiter *st, double d)
+void rt_limiter_set_auto_release(rt_limiter *st, int on)
 {
-    /* r = ceiling_f / d, rounded down so that |x| * r can never round above ceiling_f. */
-    double r = d > (double)st->ceiling_f ? ((double)st->ceiling_f / d) * R_MARGIN : 1.0;
-    const uint64_t t = st->t++;
+    st->auto_release = on != 0;
+    set_rate(st);
+}
 
-    /* r(t - D), then store r(t) */
-    uint32_t rd = st->r_w + st->r_len - st->lookahead;
-    if (rd >= st->r_len) rd -= st->r_len;
-    /* r_ring holds the last r_len values; slot r_w is the oldest */
-    double r_delayed = st->r_ring[rd];
-    st->r_ring[st->r_w] = r;
-    if (++st->r_w == st->r_len) st->r_w = 0;
-    /* r_delayed was read before the store: it is r(t - D) when D < r_len (see below). */
+/* End of a density cell: the limiting frames raise the density, the recovered ones lower
+ * it (as that many one-pole steps would), then the rate follows. */
+static void cell_update(rt_limiter *st)
+{
+    if (st->cell_lim) st->density += (1.0 - st->density) * st->rise[st->cell_lim];
+    if (st->cell_rec) st->density = rt_flush_tiny(st->density * st->decay[st->cell_rec]);
+    st->cell_pos = st->cell_lim = st->cell_rec = 0;
+    set_rate(st);
+}
 
-    /* sliding minimum over the last hold_len values */
-    while (st->dq_count) {
-        uint32_t back = st->dq_head + st->dq_count - 1;
-        if (back >= st->dq_cap) back -= st->dq_cap;
-        if (st->dq_v[back] < r) break;
-        st->dq_count--;
+/* The gain computer for one chunk: r(t) of its n frames in (NULL: all 1, already in the
+ * ring), the gain of each output frame out.  Scalar, and built once (no FMA contraction
+ * on the baseline target), so every vector level computes the same gains.
+ *
+ * At unity (u = 0, no r < 1 in the hold window, the last box_cap q's all at Q_ONE) a frame
+ * with r = 1 leaves every state but t, the box position and the density counters as it
+ * was and gets the gain g_unity: such runs are taken whole. */
+static double gain_chunk(rt_limiter *st, const double *r, double *restrict g, uint32_t n)
+{
+    const uint32_t hold_len = st->hold_len, box_len = st->box_len, box_cap = st->box_cap, dq_cap = st->dq_cap;
+    const uint32_t rcap = st->rcap, rdel0 = st->rpos + rcap - st->lookahead;
+    const double box_scale = st->box_scale, g_unity = st->g_unity;
+    double u = st->u, g_min = 1.0;
+    uint64_t t = st->t;
+    uint32_t i = 0;
+    while (i < n) {
+        if (u == 0.0 && st->dq_count == 0 && st->clean >= box_cap) {
+            uint32_t j = i;
+            if (r)
+                while (j < n && !(r[j] < 1.0)) j++;
+            else
+                j = n;
+            for (uint32_t k = i; k < j; k++) g[k] = g_unity;
+            if (j > i && g_unity < g_min) g_min = g_unity;
+            t += j - i;
+            uint32_t bw = st->box_w + (j - i) % box_cap;
+            st->box_w = bw >= box_cap ? bw - box_cap : bw;
+            for (uint32_t m = j - i; m;) {
+                const uint32_t step = m < CELL - st->cell_pos ? m : CELL - st->cell_pos;
+                st->cell_rec += step;
+                st->cell_pos += step;
+                m -= step;
+                if (st->cell_pos == CELL) cell_update(st);
+            }
+            i = j;
+            if (i == n) break;
+        }
+        const uint64_t now = t++;
+        const double rt = r ? r[i] : 1.0;
+        if (rt < 1.0) {
+            const double w = 1.0 - rt;
+            while (st->dq_count) {
+                uint32_t back = st->dq_head + st->dq_count - 1;
+                if (back >= dq_cap) back -= dq_cap;
+                if (st->dq_w[back] > w) break;
+                st->dq_count--;
+            }
+            uint32_t slot = st->dq_head + st->dq_count;
+            if (slot >= dq_cap) slot -= dq_cap;
+            st->dq_w[slot] = w;
+            st->dq_t[slot] = now;
+            st->dq_count++;
+        }
+        /* one frame enters the window, so at most one leaves it */
+        if (st->dq_count && st->dq_t[st->dq_head] + hold_len <= now) {
+            if (++st->dq_head == dq_cap) st->dq_head = 0;
+            st->dq_count--;
+        }
+        const double v = st->dq_count ? st->dq_w[st->dq_head] : 0.0;
+
+        /* release (attack is instant: u jumps up to v) */
+        const double un = u * st->keep + (v * st->rho - st->kappa);
+        u = un > v ? un : v;
+        if (v > 0.0)
+            st->cell_lim++;
+        else if (u <= AUTO_RECOVERED_U)
+            st->cell_rec++;
+
+        /* attack: exact moving average of e = 1 - u over box_len frames */
+        const int64_t q = (int64_t)((1.0 - u) * Q_ONE); /* >= 0: truncation rounds down */
+        uint32_t bo = st->box_w + box_cap - box_len;
+        if (bo >= box_cap) bo -= box_cap;
+        st->box_sum += q - st->box[bo];
+        st->box[st->box_w] = q;
+        if (++st->box_w == box_cap) st->box_w = 0;
+        st->clean = q == Q_ONE_I ? (st->clean < box_cap ? st->clean + 1 : box_cap) : 0;
+
+        uint32_t rd = rdel0 + i;
+        while (rd >= rcap) rd -= rcap;
+        const double r_delayed = st->r_ring[rd];
+        const double gg = (double)st->box_sum * box_scale; /* rounding may lift it by an ulp: min() */
+        g[i] = gg < r_delayed ? gg : r_delayed;
+        if (g[i] < g_min) g_min = g[i];
+        if (++st->cell_pos == CELL) cell_update(st);
+        i++;
     }
-    uint32_t slot = st->dq_head + st->dq_count;
-    if (slot >= st->dq_cap) slot -= st->dq_cap;
-    st->dq_v[slot] = r;
-    st->dq_t[slot] = t;
-    st->dq_count++;
-    while (st->dq_t[st->dq_head] + st->hold_len <= t) {
-        if (++st->dq_head == st->dq_cap) st->dq_head = 0;
-        st->dq_count--;
-    }
-    double h = st->dq_v[st->dq_head];
+    st->u = u;
+    st->t = t;
+    return g_min;
+}
 
-    /* release */
-    double e = st->env;
-    if (h < e) {
-        e = h;
-    } else {
-        double rate = st->rate_slow;
-        if (st->auto_release) rate = st->rate_fast + (st->rate_slow - st->rate_fast) * st->density;
-        e += (h - e) * rate;
-        if (e > h) e = h;
-    }
-    st->env = e;
-    /* Auto release: the density rises while limiting and falls only once the gain has
-     * recovered, so each recovery runs at the one rate chosen when it began. */
-    if (h < 1.0)
-        st->density += (1.0 - st->density) * st->rate_density;
-    else if (e >= AUTO_RECOVERED)
-        st->density = rt_flush_tiny(st->density - st->density * st->rate_density);
-
-    /* attack: exact moving average of e over box_len frames */
-    int64_t q = (int64_t)(e * Q_ONE); /* e >= 0: truncation rounds down */
-    uint32_t bo = st->box_w + st->box_cap - st->box_len;
-    if (bo >= st->box_cap) bo -= st->box_cap;
-    st->box_sum += q - st->box[bo];
-    st->box[st->box_w] = q;
-    if (++st->box_w == st->box_cap) st->box_w = 0;
-    double g = (double)st->box_sum * st->box_scale; /* rounding may lift g by an ulp: min() below */
-    return g < r_delayed ? g : r_delayed;
+/* Writes n frames at ring slot pos of a doubled ring of cap slots (values at pos .. pos + n
+ * are already in place; this copies them to their other slot). */
+static void mirror(float *ring, uint32_t pos, uint32_t cap, uint32_t n)
+{
+    const uint32_t first = pos + n <= cap ? n : cap - pos;
+    memcpy(ring + pos + cap, ring + pos, sizeof(float) * first);
+    if (first < n) memcpy(ring, ring + cap, sizeof(float) * (n - first));
 }
 
 uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *const *out,
                                  float *gain_out, uint32_t frames)
 {
-    const uint32_t C = st->channels;
+    const uint32_t C = st->channels, dcap = st->dcap;
     const float ceiling_f = st->ceiling_f;
+    const lim_stages *k = st->k;
     double gain_min = st->gain_min, g = st->gain_last, block_min = 1.0;
     for (uint32_t off = 0; off < frames; off += CHUNK) {
         const uint32_t n = frames - off < CHUNK ? frames - off : CHUNK;
-        /* Copy (so out may alias in) and replace non-finite samples by 0. */
+        /* Copy into the delay line (so out may alias in), non-finite samples as 0. */
         for (uint32_t ch = 0; ch < C; ch++) {
-            const float *x = in[ch] + off;
-            float *s = st->scratch_ptr[ch];
-            for (uint32_t i = 0; i < n; i++) {
-                float v = x[i];
-                if (!isfinite(v)) {
-                    v = 0.0f;
-                    st->nonfinite++;
-                }
-                s[i] = v;
-            }
+            float *ring = st->delay + (size_t)ch * 2 * dcap;
+            st->nonfinite += k->sanitize(in[ch] + off, ring + st->dpos, n);
+            mirror(ring, st->dpos, dcap, n);
         }
-        if (st->tp) rt_true_peak_envelope_refined(st->tp, (const float *const *)st->scratch_ptr, st->tp_env_ptr, n);
-        for (uint32_t i = 0; i < n; i++) {
-            double d;
-            if (st->tp) {
-                float v = 0.0f;
-                for (uint32_t ch = 0; ch < C; ch++) {
-                    float a = st->tp_env_ptr[ch][i];
-                    if (a > v) v = a;
-                }
-                /* 3-wide max: covers the inter-sample intervals on both sides of a frame. */
-                float m = v > st->tp_prev[0] ? v : st->tp_prev[0];
-                if (st->tp_prev[1] > m) m = st->tp_prev[1];
-                st->tp_prev[1] = st->tp_prev[0];
-                st->tp_prev[0] = v;
-                d = m;
-            } else {
-                float v = 0.0f;
-                for (uint32_t ch = 0; ch < C; ch++) {
-                    float a = fabsf(st->scratch_ptr[ch][i]);
-                    if (a > v) v = a;
-                }
-                d = v;
-            }
-            g = gain_step(st, d);
-            if (g < block_min) block_min = g;
-            if (gain_out) gain_out[off + i] = (float)g;
+        /* detector d(t), then r(t) */
+        const float *d;
+        if (st->tp) {
+            for (uint32_t ch = 0; ch < C; ch++) st->tp_in_ptr[ch] = st->delay + (size_t)ch * 2 * dcap + st->dpos;
+            rt_true_peak_envelope_bounded(st->tp, st->tp_in_ptr, st->tp_env_ptr, (double)ceiling_f, n);
+            float *v = st->det; /* v[0], v[1]: the two frames before the chunk */
+            v[0] = st->tp_prev[1];
+            v[1] = st->tp_prev[0];
+            for (uint32_t ch = 0; ch < C; ch++) k->absmax(v + 2, st->tp_env_ptr[ch], ch == 0, n);
+            /* 3-wide max: covers the inter-sample intervals on both sides of a frame. */
+            k->max3(st->det3, v, n);
+            st->tp_prev[0] = v[n + 1];
+            st->tp_prev[1] = v[n];
+            d = st->det3;
+        } else {
+            for (uint32_t ch = 0; ch < C; ch++)
+                k->absmax(st->det, st->delay + (size_t)ch * 2 * dcap + st->dpos, ch == 0, n);
+            d = st->det;
+        }
+        const int active = k->vmax(d, n) > ceiling_f;
+        if (active) k->required(d, st->r, ceiling_f, n);
+        /* r(t) into its ring (read back D frames later) */
+        const uint32_t first = st->rpos + n <= st->rcap ? n : st->rcap - st->rpos;
+        if (active) {
+            memcpy(st->r_ring + st->rpos, st->r, sizeof(double) * first);
+            memcpy(st->r_ring, st->r + first, sizeof(double) * (n - first));
+        } else {
+            double *restrict a = st->r_ring + st->rpos, *restrict b = st->r_ring;
+            for (uint32_t i = 0; i < first; i++) a[i] = 1.0;
+            for (uint32_t i = first; i < n; i++) b[i - first] = 1.0;
+        }
+        const double chunk_min = gain_chunk(st, active ? st->r : NULL, st->g, n);
+        if (chunk_min < block_min) block_min = chunk_min;
+        st->rpos = st->rpos + n >= st->rcap ? st->rpos + n - st->rcap : st->rpos + n;
 
-            uint32_t rd = st->delay_w + st->delay_len - st->latency;
-            if (rd >= st->delay_len) rd -= st->delay_len;
-            for (uint32_t ch = 0; ch < C; ch++) {
-                float *line = st->delay + (size_t)ch * st->delay_len;
-                float xd = line[rd];
-                line[st->delay_w] = st->scratch_ptr[ch][i];
-                float y = (float)((double)xd * g);
-                if (fabsf(y) > ceiling_f) {
-                    y = copysignf(ceiling_f, xd);
-                    st->clamps++;
-                }
-                if (fabsf(y) < FLT_MIN) y = 0.0f; /* no subnormal output, even without FTZ */
-                out[ch][off + i] = y;
-            }
-            if (++st->delay_w == st->delay_len) st->delay_w = 0;
-        }
+        /* output: the delayed input times the gain (the safety stage inside) */
+        const uint32_t rd = st->dpos + dcap - st->latency; /* < 2 dcap; a window of n from it is in the ring */
+        const uint32_t rdm = rd >= dcap ? rd - dcap : rd;
+        for (uint32_t ch = 0; ch < C; ch++)
+            st->clamps += k->apply(st->delay + (size_t)ch * 2 * dcap + rdm, st->g, out[ch] + off, ceiling_f, n);
+        st->dpos = st->dpos + n >= dcap ? st->dpos + n - dcap : st->dpos + n;
+
+        if (gain_out)
+            for (uint32_t i = 0; i < n; i++) gain_out[off + i] = (float)st->g[i];
+        g = st->g[n - 1];
     }
     if (block_min < gain_min) gain_min = block_min;
     st->gain_last = g;
@@ -385,3 +481,124 @@ double rt_limiter_gr_max_take_db(rt_limiter *st)
 }
 uint64_t rt_limiter_clamp_count(const rt_limiter *st) { return st->clamps; }
 uint64_t rt_limiter_nonfinite_count(const rt_limiter *st) { return st->nonfinite; }
+
+/* The vector stages (the LIM_TEMPLATE part below), built twice: for the baseline and for
+ * x86-64-v3, picked at create by rt_cpu_level().  Plain loops the compiler vectorizes; no
+ * sums and no FMA-contractible expressions, so both builds give the same numbers. */
+#define LIM_TEMPLATE 1
+#define LIM_SFX _base
+#define LIM_TARGET
+#include "limiter.c"
+#undef LIM_SFX
+#undef LIM_TARGET
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LIM_HAVE_V3 1
+#define LIM_SFX _v3
+#define LIM_TARGET __attribute__((target("arch=x86-64-v3")))
+#include "limiter.c"
+#undef LIM_SFX
+#undef LIM_TARGET
+#endif
+
+static const lim_stages *pick_stages(void)
+{
+#ifdef LIM_HAVE_V3
+    if (rt_cpu_level() >= 3) return &stages_v3;
+#endif
+    return &stages_base;
+}
+
+#else /* LIM_TEMPLATE */
+
+#define LIM_CAT_(a, b) a##b
+#define LIM_CAT(a, b) LIM_CAT_(a, b)
+#define LIM_N(name) LIM_CAT(name, LIM_SFX)
+
+/* Copies x to dst with non-finite samples as 0; returns how many there were. */
+LIM_TARGET static uint32_t LIM_N(sanitize)(const float *restrict x, float *restrict dst, uint32_t n)
+{
+    uint32_t bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        const int finite = (bits & 0x7f800000u) != 0x7f800000u;
+        bad += !finite;
+        dst[i] = finite ? x[i] : 0.0f;
+    }
+    return bad;
+}
+
+/* d = |x| (first) or max(d, |x|). */
+LIM_TARGET static void LIM_N(absmax)(float *restrict d, const float *restrict x, int first, uint32_t n)
+{
+    if (first) {
+        for (uint32_t i = 0; i < n; i++) d[i] = fabsf(x[i]);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        d[i] = a > d[i] ? a : d[i];
+    }
+}
+
+/* d[i] = max(v[i], v[i + 1], v[i + 2]). */
+LIM_TARGET static void LIM_N(max3)(float *restrict d, const float *restrict v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const float a = v[i] > v[i + 1] ? v[i] : v[i + 1];
+        d[i] = v[i + 2] > a ? v[i + 2] : a;
+    }
+}
+
+/* Largest of n values >= 0 (their bits order as integers: an integer reduction vectorizes). */
+LIM_TARGET static float LIM_N(vmax)(const float *restrict d, uint32_t n)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, d + i, sizeof bits);
+        m = bits > m ? bits : m;
+    }
+    float f;
+    memcpy(&f, &m, sizeof f);
+    return f;
+}
+
+/* r = ceiling / d, rounded down by R_MARGIN so that |x| * r can never round above the
+ * ceiling; 1 where d <= ceiling. */
+LIM_TARGET static void LIM_N(required)(const float *restrict d, double *restrict r, float ceiling, uint32_t n)
+{
+    const float half = 0.5f * ceiling;
+    for (uint32_t i = 0; i < n; i++) {
+        /* Where d <= ceiling the quotient is ~2 and the min() makes it 1; the division is
+         * then unconditional and the loop vectorizes. */
+        const float den = d[i] > ceiling ? d[i] : half;
+        const double q = ((double)ceiling / (double)den) * R_MARGIN;
+        r[i] = q < 1.0 ? q : 1.0;
+    }
+}
+
+/* out = xd * g (double product, rounded once to float); an output still above the ceiling
+ * (only possible after the ceiling was lowered with audio in the delay line) is set to
+ * +-ceiling and counted; no subnormal output, even without FTZ. */
+LIM_TARGET static uint64_t LIM_N(apply)(const float *restrict xd, const double *restrict g, float *restrict out,
+                                        float ceiling, uint32_t n)
+{
+    uint32_t over = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float y = (float)((double)xd[i] * g[i]);
+        const int o = fabsf(y) > ceiling;
+        over += o;
+        y = o ? copysignf(ceiling, xd[i]) : y;
+        out[i] = fabsf(y) < FLT_MIN ? 0.0f : y;
+    }
+    return over;
+}
+
+static const lim_stages LIM_N(stages) = {LIM_N(sanitize), LIM_N(absmax), LIM_N(max3), LIM_N(vmax),
+                                         LIM_N(required), LIM_N(apply)};
+
+#undef LIM_CAT_
+#undef LIM_CAT
+#undef LIM_N
+#endif /* LIM_TEMPLATE */
