@@ -34,6 +34,9 @@
 #define CELL 64u              /* frames per update of the auto-release density (absolute grid) */
 #define KAPPA_REL 0x1p-30     /* release offset, relative to the rate (see header) */
 #define KAPPA_MIN 0x1p-50
+/* A gain in [UNITY_GAIN, 1] leaves every float32 sample unchanged: |x (1 - g)| plus the
+ * rounding of the double product is < 2^-29 |x|, below half an ulp of x. */
+#define UNITY_GAIN (1.0 - 0x1p-30)
 
 /* The vector stages, built for the baseline and for x86-64-v3 (see the end of the file). */
 typedef struct {
@@ -43,6 +46,8 @@ typedef struct {
     float (*vmax)(const float *d, uint32_t n);
     void (*required)(const float *d, double *r, float ceiling, uint32_t n);
     uint64_t (*apply)(const float *xd, const double *g, float *out, float ceiling, uint32_t n);
+    uint64_t (*apply_unity)(const float *xd, float *out, float ceiling, uint32_t n);
+    void (*fill)(double *a, double v, uint32_t n);
 } lim_stages;
 static const lim_stages *pick_stages(void);
 
@@ -310,7 +315,7 @@ static double gain_chunk(rt_limiter *st, const double *r, double *restrict g, ui
                 while (j < n && !(r[j] < 1.0)) j++;
             else
                 j = n;
-            for (uint32_t k = i; k < j; k++) g[k] = g_unity;
+            st->k->fill(g + i, g_unity, j - i);
             if (j > i && g_unity < g_min) g_min = g_unity;
             t += j - i;
             uint32_t bw = st->box_w + (j - i) % box_cap;
@@ -430,9 +435,8 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
             memcpy(st->r_ring + st->rpos, st->r, sizeof(double) * first);
             memcpy(st->r_ring, st->r + first, sizeof(double) * (n - first));
         } else {
-            double *restrict a = st->r_ring + st->rpos, *restrict b = st->r_ring;
-            for (uint32_t i = 0; i < first; i++) a[i] = 1.0;
-            for (uint32_t i = first; i < n; i++) b[i - first] = 1.0;
+            k->fill(st->r_ring + st->rpos, 1.0, first);
+            k->fill(st->r_ring, 1.0, n - first);
         }
         const double chunk_min = gain_chunk(st, active ? st->r : NULL, st->g, n);
         if (chunk_min < block_min) block_min = chunk_min;
@@ -441,8 +445,11 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
         /* output: the delayed input times the gain (the safety stage inside) */
         const uint32_t rd = st->dpos + dcap - st->latency; /* < 2 dcap; a window of n from it is in the ring */
         const uint32_t rdm = rd >= dcap ? rd - dcap : rd;
-        for (uint32_t ch = 0; ch < C; ch++)
-            st->clamps += k->apply(st->delay + (size_t)ch * 2 * dcap + rdm, st->g, out[ch] + off, ceiling_f, n);
+        for (uint32_t ch = 0; ch < C; ch++) {
+            const float *xd = st->delay + (size_t)ch * 2 * dcap + rdm;
+            st->clamps += chunk_min >= UNITY_GAIN ? k->apply_unity(xd, out[ch] + off, ceiling_f, n)
+                                                  : k->apply(xd, st->g, out[ch] + off, ceiling_f, n);
+        }
         st->dpos = st->dpos + n >= dcap ? st->dpos + n - dcap : st->dpos + n;
 
         if (gain_out)
@@ -544,9 +551,10 @@ LIM_TARGET static void LIM_N(absmax)(float *restrict d, const float *restrict x,
 /* d[i] = max(v[i], v[i + 1], v[i + 2]). */
 LIM_TARGET static void LIM_N(max3)(float *restrict d, const float *restrict v, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        const float a = v[i] > v[i + 1] ? v[i] : v[i + 1];
-        d[i] = v[i + 2] > a ? v[i + 2] : a;
+    const float *restrict v1 = v + 1, *restrict v2 = v + 2; /* (i + 2 in 32 bits would stop the vectorizer) */
+    for (size_t i = 0; i < n; i++) {
+        const float a = v[i] > v1[i] ? v[i] : v1[i];
+        d[i] = v2[i] > a ? v2[i] : a;
     }
 }
 
@@ -595,8 +603,27 @@ LIM_TARGET static uint64_t LIM_N(apply)(const float *restrict xd, const double *
     return over;
 }
 
+/* apply() with every g in [UNITY_GAIN, 1]: the product would give xd back (see UNITY_GAIN). */
+LIM_TARGET static uint64_t LIM_N(apply_unity)(const float *restrict xd, float *restrict out, float ceiling, uint32_t n)
+{
+    uint32_t over = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float y = xd[i];
+        const int o = fabsf(y) > ceiling;
+        over += o;
+        y = o ? copysignf(ceiling, xd[i]) : y;
+        out[i] = fabsf(y) < FLT_MIN ? 0.0f : y;
+    }
+    return over;
+}
+
+LIM_TARGET static void LIM_N(fill)(double *restrict a, double v, uint32_t n)
+{
+    for (size_t i = 0; i < n; i++) a[i] = v;
+}
+
 static const lim_stages LIM_N(stages) = {LIM_N(sanitize), LIM_N(absmax), LIM_N(max3), LIM_N(vmax),
-                                         LIM_N(required), LIM_N(apply)};
+                                         LIM_N(required), LIM_N(apply), LIM_N(apply_unity), LIM_N(fill)};
 
 #undef LIM_CAT_
 #undef LIM_CAT

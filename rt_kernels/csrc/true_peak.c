@@ -654,14 +654,24 @@ TP_TARGET static void TP_N(tp_bounded)(rt_true_peak *st, uint32_t ch, const floa
     float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
     const uint32_t tb = TP_W * (L == 2 ? TP_NV2 : L == 4 ? TP_NV4 : TP_NV8);
     const uint32_t nr = (n + tb - 1) / tb * tb, nb = nr / tb, win = tb + T - 1;
+    const uint32_t valid = nr + T - 1, padded = (valid + TP_W - 1) / TP_W * TP_W; /* <= T + TP_CHUNK + TP_PAD */
     memcpy(lin, hist, sizeof(float) * (T - 1));
     memcpy(lin + T - 1, x, sizeof(float) * n);
-    memset(lin + T - 1 + n, 0, sizeof(float) * (nr - n));
+    memset(lin + T - 1 + n, 0, sizeof(float) * (padded - (T - 1 + n)));
 
+    /* Block b's window lin[b tb, b tb + win) lies in the segs segments of tb samples from
+     * segment b: its max |x| is read (as a bound: a superset) from the segment maxima. */
+    const uint32_t segs = (win + tb - 1) / tb, nseg = (padded + tb - 1) / tb;
+    float segmax[(TP_CHUNK + TP_PAD + 128) / 4 + 2]; /* tb >= 4, T <= 128 */
+    for (uint32_t q = 0; q < nseg; q++) {
+        const uint32_t lo = q * tb, hi = lo + tb < padded ? lo + tb : padded;
+        segmax[q] = tp_wmax(lin + lo, hi - lo);
+    }
     unsigned char bnd[(TP_CHUNK + TP_PAD) / TP_W + 1];
     int any_exact = 0;
     for (uint32_t b = 0; b < nb; b++) {
-        const float wm = tp_wmax(lin + (size_t)b * tb, win);
+        float wm = 0.0f;
+        for (uint32_t q = b; q < b + segs && q < nseg; q++) wm = segmax[q] > wm ? segmax[q] : wm;
         int ok = wm < thr1;
         if (!ok && T > TP_SHORT && (double)wm * st->short_err < thr_pt) {
             const float *xb = lin + T - 1 + (size_t)b * tb;
