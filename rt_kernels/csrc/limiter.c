@@ -74,18 +74,19 @@ struct rt_limiter {
      * so that any dcap consecutive frames are contiguous */
     float *delay;
     uint32_t dcap, dpos;      /* dpos: ring slot of the next frame */
-    /* r(t) for the last rcap frames */
+    /* Rings indexed by the frame count t (capacities are powers of two):
+     * r(t) at t & rmask, stored twice (slot p and p + rmask + 1) so that r(t - D) for a
+     * whole chunk is contiguous; q(t) at t & bmask; the monotonic deque of (w = 1 - r, t)
+     * for the frames with r < 1 (indices & qmask). */
     double *r_ring;
-    uint32_t rcap, rpos;
-    /* monotonic deque of (w = 1 - r, t) for the frames with r < 1 */
+    uint32_t rmask;
     double *dq_w;
     uint64_t *dq_t;
-    uint32_t dq_cap, dq_head, dq_count;
-    /* box average: q(t) for the last box_cap frames */
+    uint32_t qmask, dq_head, dq_count;
     int64_t *box;
     int64_t box_sum;
-    uint32_t box_cap, box_w;
-    uint32_t clean;           /* frames since a q below Q_ONE (saturates at box_cap) */
+    uint32_t bmask;
+    uint32_t clean;           /* frames since u was last above 0 (saturates at bmask + 1) */
     double box_scale;         /* 1 / (box_len * 2^40) */
     double g_unity;           /* the gain once everything is at unity */
     double u;                 /* release stage: gain reduction 1 - e(t) */
@@ -98,6 +99,8 @@ struct rt_limiter {
     float *det3;              /* CHUNK: true peak: 3-wide maximum */
     double *r;                /* CHUNK: r(t) of the chunk */
     double *g;                /* CHUNK: gain per output frame */
+    double *ua, *va;          /* CHUNK: u(t) and v(t) of the frames run one by one */
+    int64_t *bs;              /* CHUNK: their box sums */
     rt_true_peak *tp;
     float *tp_env;            /* channels * CHUNK */
     float **tp_env_ptr;
@@ -117,6 +120,13 @@ static float float_at_or_below(double v)
     float f = (float)v;
     if ((double)f > v) f = nextafterf(f, 0.0f);
     return f;
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
 }
 
 static double release_rate(double ms, double fs) { return 1.0 - exp(-1000.0 / (ms * fs)); }
@@ -153,13 +163,11 @@ void rt_limiter_reset(rt_limiter *st)
 {
     memset(st->delay, 0, sizeof(float) * 2 * st->dcap * st->channels);
     st->dpos = 0;
-    for (uint32_t i = 0; i < st->rcap; i++) st->r_ring[i] = 1.0;
-    st->rpos = 0;
+    for (uint32_t i = 0; i < 2 * (st->rmask + 1); i++) st->r_ring[i] = 1.0;
     st->dq_head = st->dq_count = 0;
-    for (uint32_t i = 0; i < st->box_cap; i++) st->box[i] = Q_ONE_I;
+    for (uint32_t i = 0; i <= st->bmask; i++) st->box[i] = Q_ONE_I;
     st->box_sum = Q_ONE_I * (int64_t)st->box_len;
-    st->box_w = 0;
-    st->clean = st->box_cap;
+    st->clean = st->bmask + 1;
     st->u = 0.0;
     st->density = 0.0;
     st->cell_pos = st->cell_lim = st->cell_rec = 0;
@@ -196,19 +204,23 @@ rt_limiter *rt_limiter_create(uint32_t channels, double sample_rate, double look
         st->det_latency = rt_true_peak_latency(st->tp) + 1;
     }
     st->dcap = st->max_lookahead + st->det_latency + CHUNK;
-    st->rcap = st->max_lookahead + CHUNK;
-    st->dq_cap = st->max_lookahead + TP_FLAT_MAX + 2;
-    st->box_cap = st->max_lookahead + 1;
+    st->rmask = pow2_at_least(st->max_lookahead + CHUNK) - 1;
+    st->qmask = pow2_at_least(st->max_lookahead + TP_FLAT_MAX + 2) - 1;
+    st->bmask = pow2_at_least(st->max_lookahead + 1) - 1;
     st->delay = calloc((size_t)channels * 2 * st->dcap, sizeof(float));
-    st->r_ring = calloc(st->rcap, sizeof(double));
-    st->dq_w = calloc(st->dq_cap, sizeof(double));
-    st->dq_t = calloc(st->dq_cap, sizeof(uint64_t));
-    st->box = calloc(st->box_cap, sizeof(int64_t));
+    st->r_ring = calloc(2 * ((size_t)st->rmask + 1), sizeof(double));
+    st->dq_w = calloc((size_t)st->qmask + 1, sizeof(double));
+    st->dq_t = calloc((size_t)st->qmask + 1, sizeof(uint64_t));
+    st->box = calloc((size_t)st->bmask + 1, sizeof(int64_t));
     st->det = calloc(CHUNK + 2, sizeof(float));
     st->det3 = calloc(CHUNK, sizeof(float));
     st->r = calloc(CHUNK, sizeof(double));
     st->g = calloc(CHUNK, sizeof(double));
-    if (!st->delay || !st->r_ring || !st->dq_w || !st->dq_t || !st->box || !st->det || !st->det3 || !st->r || !st->g)
+    st->ua = calloc(CHUNK, sizeof(double));
+    st->va = calloc(CHUNK, sizeof(double));
+    st->bs = calloc(CHUNK, sizeof(int64_t));
+    if (!st->delay || !st->r_ring || !st->dq_w || !st->dq_t || !st->box || !st->det || !st->det3 || !st->r || !st->g
+        || !st->ua || !st->va || !st->bs)
         goto fail;
     for (uint32_t k = 0; k <= CELL; k++) {
         const double a = (double)k * log1p(-release_rate(AUTO_DENSITY_MS, sample_rate));
@@ -243,6 +255,9 @@ void rt_limiter_destroy(rt_limiter *st)
     free(st->det3);
     free(st->r);
     free(st->g);
+    free(st->ua);
+    free(st->va);
+    free(st->bs);
     free(st);
 }
 
@@ -293,94 +308,120 @@ static void cell_update(rt_limiter *st)
     set_rate(st);
 }
 
-/* The gain computer for one chunk: r(t) of its n frames in (NULL: all 1, already in the
- * ring), the gain of each output frame out.  Scalar, and built once (no FMA contraction
- * on the baseline target), so every vector level computes the same gains.
- *
- * At unity (u = 0, no r < 1 in the hold window, the last box_cap q's all at Q_ONE) a frame
- * with r = 1 leaves every state but t, the box position and the density counters as it
- * was and gets the gain g_unity: such runs are taken whole. */
-static double gain_chunk(rt_limiter *st, const double *r, double *restrict g, uint32_t n)
+/* Frames [0, m) of a stretch run one by one: hold (deque), release, box sum.  u(t), v(t)
+ * and the box sum go to ua, va, bs; the rest (gain, counters) is done by the caller on
+ * whole arrays.  The one loop-carried floating-point chain is u: a multiply, an add and a
+ * max per frame. */
+static void run_frames(rt_limiter *st, const double *restrict r, double *restrict ua, double *restrict va,
+                       int64_t *restrict bs, uint32_t m)
 {
-    const uint32_t hold_len = st->hold_len, box_len = st->box_len, box_cap = st->box_cap, dq_cap = st->dq_cap;
-    const uint32_t rcap = st->rcap, rdel0 = st->rpos + rcap - st->lookahead;
-    const double box_scale = st->box_scale, g_unity = st->g_unity;
-    double u = st->u, g_min = 1.0;
+    const uint32_t hold_len = st->hold_len, qmask = st->qmask, bmask = st->bmask, box_len = st->box_len;
+    const double keep = st->keep, rho = st->rho, kappa = st->kappa;
+    double *restrict dq_w = st->dq_w;
+    uint64_t *restrict dq_t = st->dq_t;
+    int64_t *restrict box = st->box;
+    double u = st->u;
     uint64_t t = st->t;
+    int64_t box_sum = st->box_sum;
+    uint32_t head = st->dq_head, count = st->dq_count;
+    for (uint32_t i = 0; i < m; i++, t++) {
+        const double rt = r[i];
+        if (rt < 1.0) {
+            const double w = 1.0 - rt;
+            while (count && !(dq_w[(head + count - 1) & qmask] > w)) count--;
+            dq_w[(head + count) & qmask] = w;
+            dq_t[(head + count) & qmask] = t;
+            count++;
+        }
+        /* one frame enters the window, so at most one leaves it */
+        if (count && dq_t[head] + hold_len <= t) {
+            head = (head + 1) & qmask;
+            count--;
+        }
+        const double v = count ? dq_w[head] : 0.0;
+        /* release (attack is instant: u jumps up to v) */
+        const double un = u * keep + (v * rho - kappa);
+        u = un > v ? un : v;
+        ua[i] = u;
+        va[i] = v;
+        /* attack: exact moving sum of e = 1 - u over box_len frames */
+        const int64_t q = (int64_t)((1.0 - u) * Q_ONE); /* >= 0: truncation rounds down */
+        box_sum += q - box[(t - box_len) & bmask];
+        box[t & bmask] = q;
+        bs[i] = box_sum;
+    }
+    st->u = u;
+    st->t = t;
+    st->box_sum = box_sum;
+    st->dq_head = head;
+    st->dq_count = count;
+}
+
+/* The gain computer for one chunk: r(t) of its n frames in (NULL: all 1), and r(t - D) of
+ * the same frames (contiguous); the gain of each output frame out.  Scalar, and built once
+ * (no FMA contraction on the baseline target), so every vector level computes the same
+ * gains.  Frames run one by one are taken in stretches that end at the density's cell
+ * boundaries (its counters are summed per stretch).
+ *
+ * At unity (u = 0, no r < 1 in the hold window, u = 0 for the last bmask + 1 frames: every
+ * q in the ring is Q_ONE) a frame with r = 1 leaves every state but t and the density
+ * counters as it was (u stays max(0, 0 - kappa) = 0, q = Q_ONE replaces Q_ONE) and gets the
+ * gain g_unity: such stretches are taken whole.  Returns the smallest gain. */
+static double gain_chunk(rt_limiter *st, const double *restrict r, const double *restrict r_delayed,
+                         double *restrict g, uint32_t n)
+{
+    const double box_scale = st->box_scale, g_unity = st->g_unity;
+    const uint32_t full = st->bmask + 1;
+    double g_min = 1.0;
     uint32_t i = 0;
     while (i < n) {
-        if (u == 0.0 && st->dq_count == 0 && st->clean >= box_cap) {
+        if (st->u == 0.0 && st->dq_count == 0 && st->clean >= full) {
             uint32_t j = i;
             if (r)
                 while (j < n && !(r[j] < 1.0)) j++;
             else
                 j = n;
-            st->k->fill(g + i, g_unity, j - i);
-            if (j > i && g_unity < g_min) g_min = g_unity;
-            t += j - i;
-            uint32_t bw = st->box_w + (j - i) % box_cap;
-            st->box_w = bw >= box_cap ? bw - box_cap : bw;
-            for (uint32_t m = j - i; m;) {
-                const uint32_t step = m < CELL - st->cell_pos ? m : CELL - st->cell_pos;
-                st->cell_rec += step;
-                st->cell_pos += step;
-                m -= step;
-                if (st->cell_pos == CELL) cell_update(st);
+            if (j > i) {
+                st->k->fill(g + i, g_unity, j - i);
+                g_min = g_unity < g_min ? g_unity : g_min;
+                st->t += j - i;
+                for (uint32_t left = j - i; left;) {
+                    const uint32_t step = left < CELL - st->cell_pos ? left : CELL - st->cell_pos;
+                    st->cell_rec += step;
+                    st->cell_pos += step;
+                    left -= step;
+                    if (st->cell_pos == CELL) cell_update(st);
+                }
+                i = j;
+                if (i == n) break;
             }
-            i = j;
-            if (i == n) break;
         }
-        const uint64_t now = t++;
-        const double rt = r ? r[i] : 1.0;
-        if (rt < 1.0) {
-            const double w = 1.0 - rt;
-            while (st->dq_count) {
-                uint32_t back = st->dq_head + st->dq_count - 1;
-                if (back >= dq_cap) back -= dq_cap;
-                if (st->dq_w[back] > w) break;
-                st->dq_count--;
-            }
-            uint32_t slot = st->dq_head + st->dq_count;
-            if (slot >= dq_cap) slot -= dq_cap;
-            st->dq_w[slot] = w;
-            st->dq_t[slot] = now;
-            st->dq_count++;
+        if (!r) { /* a release still running through a chunk without r < 1 */
+            st->k->fill(st->r, 1.0, n);
+            r = st->r;
         }
-        /* one frame enters the window, so at most one leaves it */
-        if (st->dq_count && st->dq_t[st->dq_head] + hold_len <= now) {
-            if (++st->dq_head == dq_cap) st->dq_head = 0;
-            st->dq_count--;
+        const uint32_t j = n - i < CELL - st->cell_pos ? n : i + (CELL - st->cell_pos);
+        run_frames(st, r + i, st->ua + i, st->va + i, st->bs + i, j - i);
+        const double *restrict ua = st->ua, *restrict va = st->va;
+        const int64_t *restrict bs = st->bs;
+        uint32_t lim = 0, rec = 0;
+        for (uint32_t k = i; k < j; k++) {
+            const double gg = (double)bs[k] * box_scale; /* rounding may lift it by an ulp: min() */
+            const double gk = gg < r_delayed[k] ? gg : r_delayed[k];
+            g[k] = gk;
+            g_min = gk < g_min ? gk : g_min;
+            lim += va[k] > 0.0;
+            rec += va[k] == 0.0 && ua[k] <= AUTO_RECOVERED_U;
         }
-        const double v = st->dq_count ? st->dq_w[st->dq_head] : 0.0;
-
-        /* release (attack is instant: u jumps up to v) */
-        const double un = u * st->keep + (v * st->rho - st->kappa);
-        u = un > v ? un : v;
-        if (v > 0.0)
-            st->cell_lim++;
-        else if (u <= AUTO_RECOVERED_U)
-            st->cell_rec++;
-
-        /* attack: exact moving average of e = 1 - u over box_len frames */
-        const int64_t q = (int64_t)((1.0 - u) * Q_ONE); /* >= 0: truncation rounds down */
-        uint32_t bo = st->box_w + box_cap - box_len;
-        if (bo >= box_cap) bo -= box_cap;
-        st->box_sum += q - st->box[bo];
-        st->box[st->box_w] = q;
-        if (++st->box_w == box_cap) st->box_w = 0;
-        st->clean = q == Q_ONE_I ? (st->clean < box_cap ? st->clean + 1 : box_cap) : 0;
-
-        uint32_t rd = rdel0 + i;
-        while (rd >= rcap) rd -= rcap;
-        const double r_delayed = st->r_ring[rd];
-        const double gg = (double)st->box_sum * box_scale; /* rounding may lift it by an ulp: min() */
-        g[i] = gg < r_delayed ? gg : r_delayed;
-        if (g[i] < g_min) g_min = g[i];
-        if (++st->cell_pos == CELL) cell_update(st);
-        i++;
+        st->cell_lim += lim;
+        st->cell_rec += rec;
+        uint32_t z = 0; /* trailing frames with u = 0 */
+        while (z < j - i && ua[j - 1 - z] == 0.0) z++;
+        st->clean = z < j - i ? z : (st->clean + z < full ? st->clean + z : full);
+        st->cell_pos += j - i;
+        if (st->cell_pos == CELL) cell_update(st);
+        i = j;
     }
-    st->u = u;
-    st->t = t;
     return g_min;
 }
 
@@ -429,18 +470,23 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
         }
         const int active = k->vmax(d, n) > ceiling_f;
         if (active) k->required(d, st->r, ceiling_f, n);
-        /* r(t) into its ring (read back D frames later) */
-        const uint32_t first = st->rpos + n <= st->rcap ? n : st->rcap - st->rpos;
+        /* r(t) into its ring, twice (read back D frames later, a chunk at a time) */
+        const uint32_t rcap = st->rmask + 1, rpos = (uint32_t)st->t & st->rmask;
+        const uint32_t first = rpos + n <= rcap ? n : rcap - rpos;
         if (active) {
-            memcpy(st->r_ring + st->rpos, st->r, sizeof(double) * first);
+            memcpy(st->r_ring + rpos, st->r, sizeof(double) * first);
+            memcpy(st->r_ring + rpos + rcap, st->r, sizeof(double) * first);
             memcpy(st->r_ring, st->r + first, sizeof(double) * (n - first));
+            memcpy(st->r_ring + rcap, st->r + first, sizeof(double) * (n - first));
         } else {
-            k->fill(st->r_ring + st->rpos, 1.0, first);
+            k->fill(st->r_ring + rpos, 1.0, first);
+            k->fill(st->r_ring + rpos + rcap, 1.0, first);
             k->fill(st->r_ring, 1.0, n - first);
+            k->fill(st->r_ring + rcap, 1.0, n - first);
         }
-        const double chunk_min = gain_chunk(st, active ? st->r : NULL, st->g, n);
+        const double *r_delayed = st->r_ring + ((st->t - st->lookahead) & st->rmask);
+        const double chunk_min = gain_chunk(st, active ? st->r : NULL, r_delayed, st->g, n);
         if (chunk_min < block_min) block_min = chunk_min;
-        st->rpos = st->rpos + n >= st->rcap ? st->rpos + n - st->rcap : st->rpos + n;
 
         /* output: the delayed input times the gain (the safety stage inside) */
         const uint32_t rd = st->dpos + dcap - st->latency; /* < 2 dcap; a window of n from it is in the ring */
