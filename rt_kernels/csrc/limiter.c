@@ -368,12 +368,13 @@ static void run_frames(rt_limiter *st, const double *restrict r, double *restric
  * counters as it was (u stays max(0, 0 - kappa) = 0, q = Q_ONE replaces Q_ONE) and gets the
  * gain g_unity: such stretches are taken whole.  Returns the smallest gain. */
 static double gain_chunk(rt_limiter *st, const double *restrict r, const double *restrict r_delayed,
-                         double *restrict g, uint32_t n)
+                         double *restrict g, uint32_t n, int *all_unity)
 {
     const double box_scale = st->box_scale, g_unity = st->g_unity;
     const uint32_t full = st->bmask + 1;
     double g_min = 1.0;
     uint32_t i = 0;
+    *all_unity = 0;
     while (i < n) {
         if (st->u == 0.0 && st->dq_count == 0 && st->clean >= full) {
             uint32_t j = i;
@@ -382,7 +383,8 @@ static double gain_chunk(rt_limiter *st, const double *restrict r, const double 
             else
                 j = n;
             if (j > i) {
-                st->k->fill(g + i, g_unity, j - i);
+                *all_unity = j - i == n; /* then g is not needed: every gain is g_unity */
+                if (!*all_unity) st->k->fill(g + i, g_unity, j - i);
                 g_min = g_unity < g_min ? g_unity : g_min;
                 st->t += j - i;
                 for (uint32_t left = j - i; left;) {
@@ -485,7 +487,8 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
             k->fill(st->r_ring + rcap, 1.0, n - first);
         }
         const double *r_delayed = st->r_ring + ((st->t - st->lookahead) & st->rmask);
-        const double chunk_min = gain_chunk(st, active ? st->r : NULL, r_delayed, st->g, n);
+        int all_unity;
+        const double chunk_min = gain_chunk(st, active ? st->r : NULL, r_delayed, st->g, n, &all_unity);
         if (chunk_min < block_min) block_min = chunk_min;
 
         /* output: the delayed input times the gain (the safety stage inside) */
@@ -498,9 +501,15 @@ uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *
         }
         st->dpos = st->dpos + n >= dcap ? st->dpos + n - dcap : st->dpos + n;
 
-        if (gain_out)
-            for (uint32_t i = 0; i < n; i++) gain_out[off + i] = (float)st->g[i];
-        g = st->g[n - 1];
+        if (all_unity) {
+            if (gain_out)
+                for (uint32_t i = 0; i < n; i++) gain_out[off + i] = (float)st->g_unity;
+            g = st->g_unity;
+        } else {
+            if (gain_out)
+                for (uint32_t i = 0; i < n; i++) gain_out[off + i] = (float)st->g[i];
+            g = st->g[n - 1];
+        }
     }
     if (block_min < gain_min) gain_min = block_min;
     st->gain_last = g;

@@ -624,9 +624,20 @@ TP_INLINE float tp_wmax(const float *x, uint32_t m)
     uint32_t j = TP_W;
     for (; j + TP_W <= m; j += TP_W) mv = tp_fmax(tp_abs(tp_load(x + j)), mv);
     if (j < m) mv = tp_fmax(tp_abs(tp_load(x + m - TP_W)), mv);
+#if TP_W == 8
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){4, 5, 6, 7, 0, 1, 2, 3}));
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){2, 3, 0, 1, 6, 7, 4, 5}));
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){1, 0, 3, 2, 5, 4, 7, 6}));
+    return mv[0];
+#elif TP_W == 4
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){2, 3, 0, 1}));
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){1, 0, 3, 2}));
+    return mv[0];
+#else
     float w = 0.0f;
     for (uint32_t q = 0; q < TP_W; q++) w = mv[q] > w ? mv[q] : w;
     return w;
+#endif
 }
 
 /* One channel, one chunk of n (1..TP_CHUNK) frames, factor L >= 2: the refined envelope,
@@ -667,11 +678,18 @@ TP_TARGET static void TP_N(tp_bounded)(rt_true_peak *st, uint32_t ch, const floa
         const uint32_t lo = q * tb, hi = lo + tb < padded ? lo + tb : padded;
         segmax[q] = tp_wmax(lin + lo, hi - lo);
     }
+    /* sliding maximum over segs segments: spans of 2^k by doubling, then two of them */
+    uint32_t span = 1;
+    for (; 2 * span <= segs; span *= 2)
+        for (uint32_t q = 0; q < nseg; q++) {
+            const float a = q + span < nseg ? segmax[q + span] : 0.0f;
+            segmax[q] = a > segmax[q] ? a : segmax[q];
+        }
     unsigned char bnd[(TP_CHUNK + TP_PAD) / TP_W + 1];
     int any_exact = 0;
     for (uint32_t b = 0; b < nb; b++) {
-        float wm = 0.0f;
-        for (uint32_t q = b; q < b + segs && q < nseg; q++) wm = segmax[q] > wm ? segmax[q] : wm;
+        const float a = b + segs - span < nseg ? segmax[b + segs - span] : 0.0f;
+        const float wm = a > segmax[b] ? a : segmax[b];
         int ok = wm < thr1;
         if (!ok && T > TP_SHORT && (double)wm * st->short_err < thr_pt) {
             const float *xb = lin + T - 1 + (size_t)b * tb;
