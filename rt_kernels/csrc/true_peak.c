@@ -691,7 +691,10 @@ TP_TARGET static void TP_N(tp_bounded)(rt_true_peak *st, uint32_t ch, const floa
         const float a = b + segs - span < nseg ? segmax[b + segs - span] : 0.0f;
         const float wm = a > segmax[b] ? a : segmax[b];
         int ok = wm < thr1;
-        if (!ok && T > TP_SHORT && (double)wm * st->short_err < thr_pt) {
+        /* The second test cannot pass when the block's phase-0 points (|x| exact, among the
+         * central taps' values) with the outer taps' bound already reach thr_pt. */
+        if (!ok && T > TP_SHORT && (double)wm * st->short_err < thr_pt
+            && (double)tp_wmax(lin + T - 1 + (size_t)b * tb - T / 2, tb) + (double)wm * st->short_err < thr_pt) {
             const float *xb = lin + T - 1 + (size_t)b * tb;
             float ys = L == 2 ? firs_2(st->coef, xb, T) : L == 4 ? firs_4(st->coef, xb, T) : firs_8(st->coef, xb, T);
             ok = ((double)ys + st->short_err * (double)wm) * (1.0 + 0x1p-40) < thr_pt;
