@@ -15,7 +15,8 @@
  *             u(t)  = max(v(t), u(t-1) * (1 - a) + (v(t) * a - k)),  k = max(a 2^-30, 2^-50)
  *                     i.e. instant attack to v, one-pole release toward v at rate a; the tiny
  *                     offset k makes u land exactly on v (and on 0: unity gain, exactly)
- *                     instead of creeping toward it forever; it moves the gain by < 1e-9
+ *                     instead of creeping toward it forever (it moves the release
+ *                     target by k / a <= 5e-9 in gain: no float32 output changes)
  *   attack    g(t)  = mean of e = 1 - u over the last A = D+1-K frames (a linear ramp),
  *                     computed with an exact integer running sum (e in units of 2^-40,
  *                     rounded down)
@@ -36,13 +37,14 @@
  * (dense limiting recovers slowly, less pumping and distortion) by the density of
  * limiting: a one-pole average (500 ms) of [h < 1] that rises while limiting and decays
  * only while the gain is recovered (e >= 0.999), so one recovery runs at one rate,
- * chosen by how much of the time before it was spent limiting.  The density and the rate
- * it gives are updated every 64 frames (on the absolute frame grid), from the counts of
- * limiting and recovered frames in those 64: exactly the per-frame one-pole's steps taken
- * together, and it keeps the per-frame work free of it.
+ * chosen by how much of the time before it was spent limiting.  The density, and the
+ * rate it gives, are updated every 64 frames (on the absolute frame grid) from the counts
+ * of limiting and recovered frames in those 64 (k steps of the one-pole at once:
+ * (1 - a)^k), which keeps it off the per-frame work; the rate holds for the next 64.
  *
- * At unity (no r < 1 in the hold window, u = 0, the averaging window at unity) a frame
- * changes nothing but the density counters: such stretches cost only the delay line.
+ * At unity (no r < 1 in the hold window, u = 0 for the last frames, so the averaging
+ * window is at unity too) a frame changes nothing but the density counters: such
+ * stretches are taken whole and cost little more than the delay line.
  * Latency = D (+ the detector's 32 + 1 frames in true-peak mode), rt_limiter_latency.
  * Output is exactly the delayed input times a gain <= 1 (bit-exact delay when no
  * limiting is needed).  Buffers are allocated at create for 10 ms of lookahead at the

@@ -28,7 +28,7 @@
  * (error ~1e-6 relative; a few 1e-5 on values far below the peak); running maxima are
  * double.  Internally the input is handled in chunks of up to 256 frames per channel,
  * with time in the vector dimension (8 frames per vector with AVX2 + FMA, chosen at
- * create time where the CPU has them, else 4); the two builds may differ by rounding. */
+ * create time by rt_cpu_level() >= 3, else 4); the two builds may differ by rounding. */
 #ifndef RT_TRUE_PEAK_H
 #define RT_TRUE_PEAK_H
 #include <stdint.h>
