@@ -16,7 +16,7 @@
  *                     i.e. instant attack to v, one-pole release toward v at rate a; the tiny
  *                     offset k makes u land exactly on v (and on 0: unity gain, exactly)
  *                     instead of creeping toward it forever (it moves the release
- *                     target by k / a <= 5e-9 in gain: no float32 output changes)
+ *                     target by k / a <= 5e-9 in gain, about -165 dB)
  *   attack    g(t)  = mean of e = 1 - u over the last A = D+1-K frames (a linear ramp),
  *                     computed with an exact integer running sum (e in units of 2^-40,
  *                     rounded down)
