@@ -16,6 +16,7 @@
 #define TP_PAD 64u    /* >= a chunk rounded up to whole FIR time blocks (64, 24 or 16 frames), minus TP_CHUNK */
 #define TP_ROW (TP_CHUNK + TP_PAD + 8u)
 #define TP_SHORT 8u   /* central taps per phase of the cheap second skip test */
+#define TP_SHORT2 16u /* ... and of its second stage (bounded envelope) */
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors: only in always-inlined helpers */
@@ -42,6 +43,7 @@ struct rt_true_peak {
     unsigned char *stale; /* per channel: `last` not computed: 1 process skipped it, 2 bounded (<= thr_pt) */
     double skip_bound;  /* >= any computed |interpolated value| / max |input| over its window */
     double short_err;   /* >= (computed |y| - computed |y_short|) / max |input| (TP_SHORT taps) */
+    double short_err2;  /* the same for TP_SHORT2 taps */
     float *fix;         /* scratch, T + 16: one vector of frames for a `last` computed late (bounded) */
     tp_chunk_fn chunk;  /* the vector kernels for this machine */
     tp_bounded_fn bounded;
@@ -96,6 +98,20 @@ static int design(float *coef, uint32_t L, uint32_t T, double beta)
     return 0;
 }
 
+/* E for the second skip test with S central taps (see its use in create). */
+static double outer_bound(const rt_true_peak *st, uint32_t S, double l1)
+{
+    const uint32_t T = st->taps, L = st->factor;
+    double outer = 0.0;
+    for (uint32_t p = 0; p < L; p++) {
+        double sum = 0.0;
+        for (uint32_t k = 0; k < T; k++)
+            if (k + S / 2 < T / 2 || k >= T / 2 + S / 2) sum += fabs((double)st->coef[k * L + p]);
+        if (sum > outer) outer = sum;
+    }
+    return outer + 2.0 * (double)(T + S + 8) * 0x1p-24 * l1;
+}
+
 rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, uint32_t factor,
                                          uint32_t taps_per_phase, double kaiser_beta)
 {
@@ -144,14 +160,8 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
     /* Second test: y = y_short + y_outer, y_short over the TP_SHORT central taps (which
      * hold phase 0's unit impulse), so |computed y| <= |computed y_short| + E max|x| with
      * E = max_p sum_outer |c| + (gamma_S + gamma_T) * sum |c| (same rounding argument). */
-    double outer = 0.0;
-    for (uint32_t p = 0; p < factor; p++) {
-        double sum = 0.0;
-        for (uint32_t k = 0; k < st->taps; k++)
-            if (k < st->taps / 2 - TP_SHORT / 2 || k >= st->taps / 2 + TP_SHORT / 2) sum += fabs((double)st->coef[k * factor + p]);
-        if (sum > outer) outer = sum;
-    }
-    st->short_err = outer + 2.0 * (double)(st->taps + TP_SHORT + 8) * 0x1p-24 * l1;
+    st->short_err = outer_bound(st, TP_SHORT, l1);
+    st->short_err2 = outer_bound(st, TP_SHORT2, l1);
     pick_kernels(st);
     return st;
 }
@@ -359,6 +369,9 @@ void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * 
 #define firs_2 TP_N(firs_2)
 #define firs_4 TP_N(firs_4)
 #define firs_8 TP_N(firs_8)
+#define firs16_2 TP_N(firs16_2)
+#define firs16_4 TP_N(firs16_4)
+#define firs16_8 TP_N(firs16_8)
 #define tp_reduce TP_N(tp_reduce)
 #define tp_wmax TP_N(tp_wmax)
 
@@ -421,16 +434,17 @@ TP_FIR(fir1_2, 2, 1)
 TP_FIR(fir1_4, 4, 1)
 TP_FIR(fir1_8, 8, 1)
 
-/* The same FIR over the TP_SHORT central taps only (k = T/2 - S/2 .. T/2 + S/2 - 1), for
- * the NV * W frames of one block at x: returns the largest |value| over those frames and
- * all L phases (phase 0, x[i - T/2], is among those taps: its value is exact). */
-#define TP_FIRS(NAME, L, NV)                                                            \
+/* The same FIR over the S central taps only (k = T/2 - S/2 .. T/2 + S/2 - 1), for the
+ * NV * W frames of one block at x: returns the largest |value| over those frames and all
+ * L phases (phase 0, x[i - T/2], is among those taps: its value is exact). */
+#define TP_FIRS(NAME, L, NV) TP_FIRS_S(NAME, L, NV, TP_SHORT)
+#define TP_FIRS_S(NAME, L, NV, S)                                                       \
     TP_INLINE float NAME(const float *restrict coef, const float *restrict x, uint32_t T) \
     {                                                                                   \
         TP_VF acc[(L) - 1][NV];                                                        \
         for (uint32_t p = 0; p + 1 < (L); p++)                                          \
             for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);             \
-        for (uint32_t k = T / 2 - TP_SHORT / 2; k < T / 2 + TP_SHORT / 2; k++) {        \
+        for (uint32_t k = T / 2 - (S) / 2; k < T / 2 + (S) / 2; k++) {                  \
             TP_VF xv[NV];                                                              \
             for (uint32_t v = 0; v < (NV); v++) xv[v] = tp_load(x + TP_W * v - k);     \
             const float *c = coef + k * (L);                                            \
@@ -449,6 +463,9 @@ TP_FIR(fir1_8, 8, 1)
 TP_FIRS(firs_2, 2, TP_NV2)
 TP_FIRS(firs_4, 4, TP_NV4)
 TP_FIRS(firs_8, 8, TP_NV8)
+TP_FIRS_S(firs16_2, 2, TP_NV2, TP_SHORT2)
+TP_FIRS_S(firs16_4, 4, TP_NV4, TP_SHORT2)
+TP_FIRS_S(firs16_8, 8, TP_NV8, TP_SHORT2)
 
 /* The interpolated points in time order are z(i*L + p) = rows[p][1 + i]; slot 0 of each
  * row holds the previous frame.  For each frame i, writes peak[i] = max_p z(i*L + p) and,
@@ -691,13 +708,20 @@ TP_TARGET static void TP_N(tp_bounded)(rt_true_peak *st, uint32_t ch, const floa
         const float a = b + segs - span < nseg ? segmax[b + segs - span] : 0.0f;
         const float wm = a > segmax[b] ? a : segmax[b];
         int ok = wm < thr1;
-        /* The second test cannot pass when the block's phase-0 points (|x| exact, among the
-         * central taps' values) with the outer taps' bound already reach thr_pt. */
-        if (!ok && T > TP_SHORT && (double)wm * st->short_err < thr_pt
-            && (double)tp_wmax(lin + T - 1 + (size_t)b * tb - T / 2, tb) + (double)wm * st->short_err < thr_pt) {
+        if (!ok && T > TP_SHORT && (double)wm * st->short_err2 < thr_pt) {
+            /* The second test, with 8 then 16 central taps; it cannot pass when the
+             * block's phase-0 points (|x|, exact, among those taps' values) with the outer
+             * taps' bound already reach thr_pt. */
             const float *xb = lin + T - 1 + (size_t)b * tb;
-            float ys = L == 2 ? firs_2(st->coef, xb, T) : L == 4 ? firs_4(st->coef, xb, T) : firs_8(st->coef, xb, T);
-            ok = ((double)ys + st->short_err * (double)wm) * (1.0 + 0x1p-40) < thr_pt;
+            const double p0 = (double)tp_wmax(xb - T / 2, tb);
+            if (p0 + (double)wm * st->short_err < thr_pt) {
+                float ys = L == 2 ? firs_2(st->coef, xb, T) : L == 4 ? firs_4(st->coef, xb, T) : firs_8(st->coef, xb, T);
+                ok = ((double)ys + st->short_err * (double)wm) * (1.0 + 0x1p-40) < thr_pt;
+            }
+            if (!ok && T > TP_SHORT2 && p0 + (double)wm * st->short_err2 < thr_pt) {
+                float ys = L == 2 ? firs16_2(st->coef, xb, T) : L == 4 ? firs16_4(st->coef, xb, T) : firs16_8(st->coef, xb, T);
+                ok = ((double)ys + st->short_err2 * (double)wm) * (1.0 + 0x1p-40) < thr_pt;
+            }
         }
         bnd[b] = (unsigned char)ok;
         any_exact |= !ok;
@@ -794,6 +818,9 @@ TP_TARGET static void TP_N(tp_bounded)(rt_true_peak *st, uint32_t ch, const floa
 #undef firs_2
 #undef firs_4
 #undef firs_8
+#undef firs16_2
+#undef firs16_4
+#undef firs16_8
 #undef tp_reduce
 #undef tp_wmax
 #undef tp_fmax
