@@ -74,9 +74,9 @@ uint32_t rt_true_peak_envelope_refined(rt_true_peak *st, const float *const *in,
  * detector): env[ch][n] is bit for bit the value rt_true_peak_envelope_refined gives
  * wherever that value exceeds threshold, and some value in [0, threshold] elsewhere (the
  * sample at phase 0, |x[n - latency]|, where the FIR was not computed).  It computes the FIR
- * only for blocks that may exceed the threshold (the two bounds of process, against
- * threshold / cap instead of the running maximum), so it costs far less on material that
- * stays below it.  The running maxima are left unspecified (they do not count the values it
+ * only for blocks that may exceed the threshold (the bounds of process, the second one with
+ * 8 and then 16 central taps, against threshold / cap instead of the running maximum), so
+ * it costs far less on material that stays below it.  The running maxima are left unspecified (they do not count the values it
  * skipped).  At 1x, or with a negative or NaN threshold, it is rt_true_peak_envelope_refined. */
 uint32_t rt_true_peak_envelope_bounded(rt_true_peak *st, const float *const *in, float *const *env,
                                        double threshold, uint32_t frames);
