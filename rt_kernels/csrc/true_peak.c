@@ -662,8 +662,8 @@ TP_INLINE float tp_wmax(const float *x, uint32_t m)
  *
  * Per FIR block (tb frames), from its input window (tb + T - 1 samples): the block is
  * "bounded" when every computed |point| in it is provably < thr_pt, by the first test
- * (every |x| < thr1) or the second (the TP_SHORT central taps computed, the rest bounded,
- * as in process).  A bounded block's FIR is not computed: its phase-0 points are |x|
+ * (every |x| < thr1) or the second (TP_SHORT, then TP_SHORT2 central taps computed, the
+ * rest bounded, as in process).  A bounded block's FIR is not computed: its phase-0 points are |x|
  * (exact), the others 0; every point is then <= thr_pt (exact or not), so every refined
  * value made from a bounded middle point is <= the threshold, whatever its neighbours.
  * An exact refined value needs exact neighbours only for a middle point in an exact block:
