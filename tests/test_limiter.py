@@ -336,3 +336,161 @@ def test_extreme_input_levels():
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(gain))
     assert np.abs(y.astype(np.float64)).max() <= 10 ** (-0.3 / 20)
     assert subnormal_count(y) == 0 and subnormal_count(gain) == 0
+
+
+# ---- the gain computer against an independent model of its documented arithmetic ----
+
+def _float_at_or_below(v):
+    f = np.float32(v)
+    return f if float(f) <= v else np.nextafter(f, np.float32(0))
+
+
+def reference_sample_peak_limiter(x, fs, ceiling_db, lookahead_ms, release_ms, auto_release):
+    """limiter.h's recursion, frame by frame in Python floats (IEEE doubles, the same
+    operations in the same order), sample-peak mode: every frame taken one at a time (no
+    unity runs, no deque), so it checks that the C kernel's shortcuts change nothing."""
+    import math
+    cf = _float_at_or_below(10 ** (ceiling_db / 20))
+    cfd = float(cf)
+    d_frames = max(1, int(math.floor(lookahead_ms * 0.001 * fs + 0.5)))
+    hold, box_len, cell = d_frames + 1, d_frames + 1, 64
+    q_one = 2 ** 40
+    rate = lambda ms: 1.0 - math.exp(-1000.0 / (ms * fs))
+    rate_slow, rate_fast, rd = rate(release_ms), rate(release_ms / 4.0), rate(500.0)
+    rise = [-math.expm1(k * math.log1p(-rd)) for k in range(cell + 1)]
+    decay = [math.exp(k * math.log1p(-rd)) for k in range(cell + 1)]
+    box_scale = 1.0 / (box_len * float(q_one))
+    frames = x.shape[1]
+    d = np.abs(x).max(axis=0)
+    r = [((cfd / float(v)) * (1.0 - 1e-12)) if v > cf else 1.0 for v in d]
+    u, density, n_lim, n_rec, pos = 0.0, 0.0, 0, 0, 0
+    box = [q_one] * box_len
+    box_sum = q_one * box_len
+
+    def set_rate():
+        rho = rate_fast + (rate_slow - rate_fast) * density if auto_release else rate_slow
+        return rho, 1.0 - rho, max(rho * 2.0 ** -30, 2.0 ** -50)
+
+    rho, keep, kappa = set_rate()
+    gain = np.empty(frames)
+    for t in range(frames):
+        h = min([1.0] + [r[s] for s in range(max(0, t - hold + 1), t + 1) if r[s] < 1.0])
+        v = 1.0 - h if h < 1.0 else 0.0
+        un = u * keep + (v * rho - kappa)
+        u = un if un > v else v
+        if v > 0.0:
+            n_lim += 1
+        elif u <= 0.001:
+            n_rec += 1
+        q = int((1.0 - u) * float(q_one))
+        box_sum += q - box[t % box_len]
+        box[t % box_len] = q
+        g = float(box_sum) * box_scale
+        r_delayed = r[t - d_frames] if t >= d_frames else 1.0
+        gain[t] = g if g < r_delayed else r_delayed
+        pos += 1
+        if pos == cell:
+            if n_lim:
+                density += (1.0 - density) * rise[n_lim]
+            if n_rec:
+                density = density * decay[n_rec]
+                density = 0.0 if density < 1e-30 else density
+            n_lim = n_rec = pos = 0
+            rho, keep, kappa = set_rate()
+    delayed = np.concatenate([np.zeros((x.shape[0], d_frames), np.float32), x[:, :-d_frames]], axis=1)
+    y = (delayed.astype(np.float64) * gain).astype(np.float32)
+    over = np.abs(y) > cf
+    y[over] = np.copysign(cf, delayed[over])
+    y[np.abs(y) < np.finfo(np.float32).tiny] = 0.0
+    return y, gain
+
+
+@pytest.mark.parametrize("auto_release", [False, True])
+@pytest.mark.parametrize("fs,lookahead_ms,release_ms", [(44100, 1.5, 50.0), (48000, 0.5, 3.0), (8000, 2.0, 300.0)])
+def test_sample_peak_gain_is_the_documented_recursion_bit_for_bit(fs, lookahead_ms, release_ms, auto_release, rng):
+    # bursts over the ceiling, full recoveries to unity in between, and a recovery cut short
+    parts = [noise(rng, 2, 300, 0.1), adversarial("noise_over_20db", fs, rng, seconds=0.02),
+             noise(rng, 2, int(fs * release_ms / 1000 * 40), 0.1), adversarial("spikes", fs, rng, seconds=0.05),
+             noise(rng, 2, 500, 0.3), adversarial("sine_over_20db", fs, rng, seconds=0.02), noise(rng, 2, 3000, 0.2)]
+    x = np.ascontiguousarray(np.concatenate(parts, axis=1))
+    lim = Limiter(2, fs, ceiling_db=-1.0, lookahead_ms=lookahead_ms, release_ms=release_ms, auto_release=auto_release)
+    y, gain = lim.process_with_gain(x)
+    y_ref, gain_ref = reference_sample_peak_limiter(x, fs, -1.0, lookahead_ms, release_ms, auto_release)
+    assert np.array_equal(gain, gain_ref.astype(np.float32))
+    assert np.array_equal(y, y_ref)
+    assert np.any(gain < 0.5) and np.sum(gain == 1.0) > x.shape[1] // 4  # limited hard, and at unity
+
+
+# ---- the vector paths against the baseline build (AURALIS_RT_ISA=base in a child process) ----
+
+_ISA_CHILD = r"""
+import sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+from rt_kernels._ffi import lib
+from rt_kernels.limiter import Limiter
+data = np.load(sys.argv[2])
+out = {"level": np.array(lib.rt_cpu_level())}
+for tp in (False, True):
+    for auto in (False, True):
+        lim = Limiter(2, 48000, ceiling_db=-1.0, true_peak=tp, auto_release=auto)
+        y, g = lim.process_with_gain(data["x"])
+        out[f"y_{int(tp)}{int(auto)}"], out[f"g_{int(tp)}{int(auto)}"] = y, g
+np.savez(sys.argv[3], **out)
+"""
+
+
+def _run_isa(isa, x, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    src, dst = tmp_path / "x.npz", tmp_path / f"out_{isa}.npz"
+    np.savez(src, x=x)
+    env = dict(os.environ, AURALIS_RT_ISA=isa)
+    root = str(Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", _ISA_CHILD, root, str(src), str(dst)], env=env, check=True, timeout=120)
+    return dict(np.load(dst))
+
+
+def test_baseline_build_matches_the_vector_build(tmp_path, rng):
+    fs = 48000
+    t = np.arange(fs // 2) / fs
+    programme = 0.3 * np.sin(2 * np.pi * 220 * t) + noise(rng, 2, t.size, 0.05)
+    x = np.ascontiguousarray(np.concatenate([programme, adversarial("clipped_noise", fs, rng, seconds=0.2),
+                                             adversarial("quarter_rate_over", fs, rng, seconds=0.1),
+                                             noise(rng, 2, fs // 4, 0.1)], axis=1).astype(np.float32))
+    base, best = _run_isa("base", x, tmp_path), _run_isa("v4", x, tmp_path)
+    assert int(base["level"]) == 0
+    for key in ("00", "01", "10", "11"):
+        y_base, y_best = base["y_" + key], best["y_" + key]
+        assert np.all(np.abs(y_base) <= 10 ** (-1 / 20)) and np.all(np.abs(y_best) <= 10 ** (-1 / 20))
+        if key[0] == "0":
+            # sample peak: the same arithmetic on every path (no FMA anywhere), bit for bit
+            assert np.array_equal(y_base, y_best) and np.array_equal(base["g_" + key], best["g_" + key]), key
+        else:
+            # true peak: the detector's FIR rounds differently with FMA (float32, ~1e-7): gains
+            # agree to a few float32 ulps, and both hold the ceiling for true peaks
+            np.testing.assert_allclose(base["g_" + key], best["g_" + key], rtol=2e-6, atol=0)
+            np.testing.assert_allclose(y_base, y_best, rtol=0, atol=2e-6)
+            assert true_peak_db(y_base) <= -1.0 + 0.1 and true_peak_db(y_best) <= -1.0 + 0.1
+
+
+@pytest.mark.parametrize("fs", RATES)
+def test_true_peak_mode_catches_sparse_inter_sample_overs(fs, rng):
+    # A quiet programme whose samples never reach the ceiling, with short fs/4 bursts at 45
+    # degrees (samples at 0.707 of their peak) whose inter-sample peaks do: the detector
+    # computes its filter only around them, and the output's true peak still stays at the
+    # ceiling.
+    t = np.arange(fs) / fs
+    s = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.size)
+    slot = t.size // 12
+    for start in np.arange(12) * slot + rng.integers(0, slot - 300, 12):  # one burst per slot
+        n = np.arange(int(rng.integers(4, 300)))
+        s[start:start + n.size] += 0.65 * np.sin(np.pi / 2 * n + np.pi / 4)
+    x = np.ascontiguousarray(np.stack([s, np.roll(s, 7)]).astype(np.float32))
+    ceiling_db = -2.0
+    assert np.abs(x).max() < 10 ** (ceiling_db / 20) < 10 ** (true_peak_db(x) / 20)
+    lim = Limiter(2, fs, ceiling_db=ceiling_db, true_peak=True, auto_release=True)
+    y, gain = lim.process_with_gain(x)
+    assert true_peak_db(y) <= ceiling_db + 0.1
+    assert lim.max_gain_reduction_db > 0.5 and np.mean(gain > 0.99) > 0.5

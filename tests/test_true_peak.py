@@ -248,3 +248,76 @@ def test_refined_envelope_after_skipping_process_is_unchanged(factor, rng):
         b.envelope(np.ascontiguousarray(x[:, :cut]), refined=True)
         assert np.array_equal(a.max(), b.max())
         assert np.array_equal(a.envelope(tail, refined=True), b.envelope(tail, refined=True)), cut
+
+
+# ---- the limiter's bounded envelope: exact wherever it may exceed the threshold ----
+
+def _envelope_c(x, fs, factor, threshold=None, size=None, taps=64, beta=9.0, before=None):
+    """rt_true_peak_envelope_refined (threshold None) or _bounded, in blocks of `size`;
+    `before`: a block run through rt_true_peak_process first (its history, skips and all)."""
+    from rt_kernels._ffi import channel_pointers, denormals_off, ffi, lib
+    st = ffi.gc(lib.rt_true_peak_create_design(x.shape[0], float(fs), factor, taps, beta), lib.rt_true_peak_destroy)
+    out = np.empty_like(x)
+    size = size or x.shape[1]
+    with denormals_off():
+        if before is not None:
+            lib.rt_true_peak_process(st, channel_pointers(before), before.shape[1])
+        for i in range(0, x.shape[1], size):
+            xb = np.ascontiguousarray(x[:, i:i + size])
+            ob = np.empty_like(xb)
+            if threshold is None:
+                lib.rt_true_peak_envelope_refined(st, channel_pointers(xb), channel_pointers(ob), xb.shape[1])
+            else:
+                lib.rt_true_peak_envelope_bounded(st, channel_pointers(xb), channel_pointers(ob), threshold, xb.shape[1])
+            out[:, i:i + size] = ob
+    return out
+
+
+def _bounded_materials(fs, rng):
+    mats = _skip_materials(fs, rng)
+    t = np.arange(fs // 2) / fs
+    # quiet programme with sparse fs/2.2 bursts whose inter-sample peaks cross 0.9 while
+    # their samples stay below it: exact blocks next to bounded ones, all over the place
+    bursts = 0.2 * np.sin(2 * np.pi * 220.0 * t)
+    for start in rng.integers(0, t.size - 400, 40):
+        n = np.arange(int(rng.integers(3, 300)))
+        bursts[start:start + n.size] += 0.75 * np.sin(2 * np.pi * fs / 2.2 * n / fs + rng.uniform(0, 2 * np.pi))
+    mats["sparse_bursts"] = bursts
+    mats["noise"] = 0.35 * rng.standard_normal(t.size)
+    return mats
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_bounded_envelope_is_the_refined_one_wherever_it_exceeds_the_threshold(factor, rng):
+    fs = 44100
+    sides = {}
+    for name, signal in _bounded_materials(fs, rng).items():
+        x = np.ascontiguousarray(np.stack([signal, -0.7 * signal[::-1]]).astype(np.float32))
+        ref = _envelope_c(x, fs, factor)
+        for threshold in (0.0, 0.3, 0.9, 2.0):
+            over = ref > threshold
+            for size in (BLOCK_SIZES + (x.shape[1],) if threshold in (0.3, 0.9) else (x.shape[1],)):
+                got = _envelope_c(x, fs, factor, threshold, size)
+                assert np.array_equal(got[over], ref[over]), (name, threshold, size)
+                assert np.all(got[~over] <= threshold) and np.all(got >= 0), (name, threshold, size)
+            if 0 < over.sum() < over.size:
+                sides.setdefault(threshold, []).append(name)
+    # not a trivial pass: at the thresholds that matter, material with values on both sides
+    assert len(sides[0.3]) >= 4 and len(sides[0.9]) >= 3, sides
+
+
+def test_bounded_envelope_after_a_skipping_process_is_exact(rng):
+    """process() may leave the last frame's values uncomputed (below its running maximum,
+    not below the threshold): the bounded envelope that follows computes them."""
+    fs = 44100
+    t = np.arange(3000) / fs
+    lead = np.ascontiguousarray(np.stack([0.95 * np.sin(2 * np.pi * fs / 2.2 * t + 0.4)] * 2).astype(np.float32))
+    lead[:, :50] = 1.0  # a loud start: what follows is skipped by process()
+    x = np.ascontiguousarray(np.stack([0.9 * np.sin(2 * np.pi * fs / 2.2 * t + 1.1)] * 2).astype(np.float32))
+    for cut in (2000, 2001, 2003):
+        before = np.ascontiguousarray(lead[:, :cut])
+        ref = _envelope_c(x, fs, 4, before=before)
+        got = _envelope_c(x, fs, 4, 0.9, before=before)
+        over = ref > 0.9
+        assert over[:, :8].any(), cut  # the first frames (neighbours of the skipped one) matter
+        assert np.array_equal(got[over], ref[over]) and np.all(got[~over] <= 0.9), cut

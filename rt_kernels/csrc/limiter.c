@@ -1,4 +1,6 @@
+#ifndef LIM_TEMPLATE /* the file proper; the vector stages are at the end */
 #include "limiter.h"
+#include "cpu_level.h"
 #include "rt_common.h"
 #include "true_peak.h"
 
@@ -17,16 +19,37 @@
 /* The detector: 4x at every rate (full-band content at 96 kHz has inter-sample peaks
  * too), 64 taps per phase with Kaiser beta 9 (a sharper transition at fs/2 than the
  * meter's 32-tap filter: a limiter pins many peaks at the ceiling, so the near-Nyquist
- * part of them matters), and the parabola-refined envelope (true_peak.h). */
+ * part of them matters), and the parabola-refined envelope (true_peak.h), computed
+ * exactly only where it may exceed the ceiling (rt_true_peak_envelope_bounded). */
 #define TP_FACTOR 4u
 #define TP_TAPS 64u
 #define TP_BETA 9.0
 #define TP_FLAT_MAX 8u        /* K: frames of flat gain either side of a peak (true-peak mode) */
 #define CHUNK 256u            /* frames per internal pass (scratch size); not a processing unit */
 #define Q_ONE 1099511627776.0 /* 2^40: fixed-point unit of the averaged gain */
+#define Q_ONE_I ((int64_t)1 << 40)
 #define R_MARGIN (1.0 - 1e-12)
 #define AUTO_DENSITY_MS 500.0
-#define AUTO_RECOVERED 0.999  /* gain counted as recovered (-0.009 dB) */
+#define AUTO_RECOVERED_U 0.001 /* gain reduction counted as recovered (gain >= 0.999, -0.009 dB) */
+#define CELL 64u              /* frames per update of the auto-release density (absolute grid) */
+#define KAPPA_REL 0x1p-30     /* release offset, relative to the rate (see header) */
+#define KAPPA_MIN 0x1p-50
+/* A gain in [UNITY_GAIN, 1] leaves every float32 sample unchanged: |x (1 - g)| plus the
+ * rounding of the double product is < 2^-29 |x|, below half an ulp of x. */
+#define UNITY_GAIN (1.0 - 0x1p-30)
+
+/* The vector stages, built for the baseline and for x86-64-v3 (see the end of the file). */
+typedef struct {
+    uint32_t (*sanitize)(const float *x, float *dst, uint32_t n);
+    void (*absmax)(float *d, const float *x, int first, uint32_t n);
+    void (*max3)(float *d, const float *v, uint32_t n);
+    float (*vmax)(const float *d, uint32_t n);
+    void (*required)(const float *d, double *r, float ceiling, uint32_t n);
+    uint64_t (*apply)(const float *xd, const double *g, float *out, float ceiling, uint32_t n);
+    uint64_t (*apply_unity)(const float *xd, float *out, float ceiling, uint32_t n);
+    void (*fill)(double *a, double v, uint32_t n);
+} lim_stages;
+static const lim_stages *pick_stages(void);
 
 struct rt_limiter {
     uint32_t channels;
@@ -42,35 +65,48 @@ struct rt_limiter {
     double ceiling;           /* linear */
     float ceiling_f;          /* largest float <= ceiling */
     double release_ms;
-    double rate_slow, rate_fast, rate_density;
+    double rate_slow, rate_fast;
+    double rise[CELL + 1], decay[CELL + 1]; /* density over k frames: 1 - (1 - a)^k, (1 - a)^k */
     int auto_release;
     int true_peak;
 
-    /* audio delay line: channels * delay_len, planar */
+    /* sanitized input: per channel a ring of dcap frames stored twice (slot p and p + dcap),
+     * so that any dcap consecutive frames are contiguous */
     float *delay;
-    uint32_t delay_len, delay_w;
-    /* r(t) for the last D+1 frames */
+    uint32_t dcap, dpos;      /* dpos: ring slot of the next frame */
+    /* Rings indexed by the frame count t (capacities are powers of two):
+     * r(t) at t & rmask, stored twice (slot p and p + rmask + 1) so that r(t - D) for a
+     * whole chunk is contiguous; q(t) at t & bmask; the monotonic deque of (w = 1 - r, t)
+     * for the frames with r < 1 (indices & qmask). */
     double *r_ring;
-    uint32_t r_len, r_w;
-    /* monotonic deque of (r, t), ring of capacity dq_cap */
-    double *dq_v;
+    uint32_t rmask;
+    double *dq_w;
     uint64_t *dq_t;
-    uint32_t dq_cap, dq_head, dq_count;
-    /* box average */
+    uint32_t qmask, dq_head, dq_count;
     int64_t *box;
     int64_t box_sum;
-    uint32_t box_cap, box_w;
+    uint32_t bmask;
+    uint32_t clean;           /* frames since u was last above 0 (saturates at bmask + 1) */
     double box_scale;         /* 1 / (box_len * 2^40) */
-    double env;               /* release stage e(t) */
+    double g_unity;           /* the gain once everything is at unity */
+    double u;                 /* release stage: gain reduction 1 - e(t) */
     double density;           /* auto release: fraction of time limiting */
+    double rho, keep, kappa;  /* release rate of the current cell, 1 - rho, offset */
+    uint32_t cell_pos, cell_lim, cell_rec;
     uint64_t t;               /* frames pushed through the detector */
 
-    /* true-peak detector */
+    float *det;               /* CHUNK + 2: detector per frame (true peak: two frames of history first) */
+    float *det3;              /* CHUNK: true peak: 3-wide maximum */
+    double *r;                /* CHUNK: r(t) of the chunk */
+    double *g;                /* CHUNK: gain per output frame */
+    double *ua, *va;          /* CHUNK: u(t) and v(t) of the frames run one by one */
+    int64_t *bs;              /* CHUNK: their box sums */
     rt_true_peak *tp;
-    float *scratch;           /* channels * CHUNK: sanitized input */
     float *tp_env;            /* channels * CHUNK */
-    float **scratch_ptr, **tp_env_ptr; /* channel pointers into the two */
+    float **tp_env_ptr;
+    const float **tp_in_ptr;
     float tp_prev[2];         /* detector values of the last two frames (3-wide max) */
+    const lim_stages *k;
 
     double gain_last, gain_min;
     uint64_t clamps, nonfinite;
@@ -86,12 +122,29 @@ static float float_at_or_below(double v)
     return f;
 }
 
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
 static double release_rate(double ms, double fs) { return 1.0 - exp(-1000.0 / (ms * fs)); }
 
 static uint32_t lookahead_frames(double ms, double fs)
 {
     long d = lround(ms * 0.001 * fs);
     return d < 1 ? 1u : (uint32_t)d;
+}
+
+/* The release rate for the next frames, from the density (auto) or release_ms. */
+static void set_rate(rt_limiter *st)
+{
+    double rho = st->rate_slow;
+    if (st->auto_release) rho = st->rate_fast + (st->rate_slow - st->rate_fast) * st->density;
+    st->rho = rho;
+    st->keep = 1.0 - rho;
+    st->kappa = fmax(rho * KAPPA_REL, KAPPA_MIN);
 }
 
 static void configure(rt_limiter *st, uint32_t lookahead)
@@ -102,20 +155,23 @@ static void configure(rt_limiter *st, uint32_t lookahead)
     st->box_len = lookahead + 1 - st->flat;
     st->latency = lookahead + st->det_latency;
     st->box_scale = 1.0 / ((double)st->box_len * Q_ONE);
+    const double g = (double)(Q_ONE_I * (int64_t)st->box_len) * st->box_scale;
+    st->g_unity = g < 1.0 ? g : 1.0;
 }
 
 void rt_limiter_reset(rt_limiter *st)
 {
-    memset(st->delay, 0, sizeof(float) * st->channels * st->delay_len);
-    st->delay_w = 0;
-    for (uint32_t i = 0; i < st->r_len; i++) st->r_ring[i] = 1.0;
-    st->r_w = 0;
+    memset(st->delay, 0, sizeof(float) * 2 * st->dcap * st->channels);
+    st->dpos = 0;
+    for (uint32_t i = 0; i < 2 * (st->rmask + 1); i++) st->r_ring[i] = 1.0;
     st->dq_head = st->dq_count = 0;
-    for (uint32_t i = 0; i < st->box_cap; i++) st->box[i] = (int64_t)Q_ONE;
-    st->box_sum = (int64_t)Q_ONE * st->box_len;
-    st->box_w = 0;
-    st->env = 1.0;
+    for (uint32_t i = 0; i <= st->bmask; i++) st->box[i] = Q_ONE_I;
+    st->box_sum = Q_ONE_I * (int64_t)st->box_len;
+    st->clean = st->bmask + 1;
+    st->u = 0.0;
     st->density = 0.0;
+    st->cell_pos = st->cell_lim = st->cell_rec = 0;
+    set_rate(st);
     st->t = 0;
     st->tp_prev[0] = st->tp_prev[1] = 0.0f;
     if (st->tp) rt_true_peak_reset(st->tp);
@@ -136,38 +192,44 @@ rt_limiter *rt_limiter_create(uint32_t channels, double sample_rate, double look
     st->channels = channels;
     st->sample_rate = sample_rate;
     st->true_peak = true_peak != 0;
+    st->k = pick_stages();
     st->max_lookahead = lookahead_frames(LOOKAHEAD_MS_MAX, sample_rate);
     if (st->true_peak) {
         st->tp = rt_true_peak_create_design(channels, sample_rate, TP_FACTOR, TP_TAPS, TP_BETA);
-        st->scratch = calloc((size_t)channels * CHUNK, sizeof(float));
         st->tp_env = calloc((size_t)channels * CHUNK, sizeof(float));
-        if (!st->tp || !st->scratch || !st->tp_env) goto fail;
+        st->tp_env_ptr = calloc(channels, sizeof(float *));
+        st->tp_in_ptr = calloc(channels, sizeof(float *));
+        if (!st->tp || !st->tp_env || !st->tp_env_ptr || !st->tp_in_ptr) goto fail;
+        for (uint32_t ch = 0; ch < channels; ch++) st->tp_env_ptr[ch] = st->tp_env + (size_t)ch * CHUNK;
         st->det_latency = rt_true_peak_latency(st->tp) + 1;
-    } else {
-        st->scratch = calloc((size_t)channels * CHUNK, sizeof(float));
-        if (!st->scratch) goto fail;
     }
-    st->scratch_ptr = calloc(channels, sizeof(float *));
-    st->tp_env_ptr = calloc(channels, sizeof(float *));
-    if (!st->scratch_ptr || !st->tp_env_ptr) goto fail;
-    for (uint32_t ch = 0; ch < channels; ch++) {
-        st->scratch_ptr[ch] = st->scratch + (size_t)ch * CHUNK;
-        if (st->tp_env) st->tp_env_ptr[ch] = st->tp_env + (size_t)ch * CHUNK;
+    st->dcap = st->max_lookahead + st->det_latency + CHUNK;
+    st->rmask = pow2_at_least(st->max_lookahead + CHUNK) - 1;
+    st->qmask = pow2_at_least(st->max_lookahead + TP_FLAT_MAX + 2) - 1;
+    st->bmask = pow2_at_least(st->max_lookahead + 1) - 1;
+    st->delay = calloc((size_t)channels * 2 * st->dcap, sizeof(float));
+    st->r_ring = calloc(2 * ((size_t)st->rmask + 1), sizeof(double));
+    st->dq_w = calloc((size_t)st->qmask + 1, sizeof(double));
+    st->dq_t = calloc((size_t)st->qmask + 1, sizeof(uint64_t));
+    st->box = calloc((size_t)st->bmask + 1, sizeof(int64_t));
+    st->det = calloc(CHUNK + 2, sizeof(float));
+    st->det3 = calloc(CHUNK, sizeof(float));
+    st->r = calloc(CHUNK, sizeof(double));
+    st->g = calloc(CHUNK, sizeof(double));
+    st->ua = calloc(CHUNK, sizeof(double));
+    st->va = calloc(CHUNK, sizeof(double));
+    st->bs = calloc(CHUNK, sizeof(int64_t));
+    if (!st->delay || !st->r_ring || !st->dq_w || !st->dq_t || !st->box || !st->det || !st->det3 || !st->r || !st->g
+        || !st->ua || !st->va || !st->bs)
+        goto fail;
+    for (uint32_t k = 0; k <= CELL; k++) {
+        const double a = (double)k * log1p(-release_rate(AUTO_DENSITY_MS, sample_rate));
+        st->decay[k] = exp(a);
+        st->rise[k] = -expm1(a);
     }
-    st->delay_len = st->max_lookahead + st->det_latency + 1;
-    st->r_len = st->max_lookahead + 1;
-    st->dq_cap = st->max_lookahead + TP_FLAT_MAX + 2;
-    st->box_cap = st->max_lookahead + 1;
-    st->delay = calloc((size_t)channels * st->delay_len, sizeof(float));
-    st->r_ring = calloc(st->r_len, sizeof(double));
-    st->dq_v = calloc(st->dq_cap, sizeof(double));
-    st->dq_t = calloc(st->dq_cap, sizeof(uint64_t));
-    st->box = calloc(st->box_cap, sizeof(int64_t));
-    if (!st->delay || !st->r_ring || !st->dq_v || !st->dq_t || !st->box) goto fail;
     st->auto_release = auto_release != 0;
     rt_limiter_set_ceiling_db(st, ceiling_db);
     rt_limiter_set_release_ms(st, release_ms);
-    st->rate_density = release_rate(AUTO_DENSITY_MS, sample_rate);
     configure(st, lookahead_frames(lookahead_ms, sample_rate));
     if (st->lookahead > st->max_lookahead) goto fail;
     rt_limiter_reset(st);
@@ -181,15 +243,21 @@ void rt_limiter_destroy(rt_limiter *st)
 {
     if (!st) return;
     rt_true_peak_destroy(st->tp);
-    free(st->scratch);
     free(st->tp_env);
-    free(st->scratch_ptr);
     free(st->tp_env_ptr);
+    free(st->tp_in_ptr);
     free(st->delay);
     free(st->r_ring);
-    free(st->dq_v);
+    free(st->dq_w);
     free(st->dq_t);
     free(st->box);
+    free(st->det);
+    free(st->det3);
+    free(st->r);
+    free(st->g);
+    free(st->ua);
+    free(st->va);
+    free(st->bs);
     free(st);
 }
 
@@ -220,137 +288,227 @@ int rt_limiter_set_release_ms(rt_limiter *st, double release_ms)
     st->release_ms = release_ms;
     st->rate_slow = release_rate(release_ms, st->sample_rate);
     st->rate_fast = release_rate(release_ms / 4.0, st->sample_rate);
+    set_rate(st);
     return 0;
 }
 
-void rt_limiter_set_auto_release(rt_limiter *st, int on) { st->auto_release = on != 0; }
-
-/* One frame of the gain computer: detector value d in, gain for the output frame out. */
-static inline double gain_step(rt_limiter *st, double d)
+void rt_limiter_set_auto_release(rt_limiter *st, int on)
 {
-    /* r = ceiling_f / d, rounded down so that |x| * r can never round above ceiling_f. */
-    double r = d > (double)st->ceiling_f ? ((double)st->ceiling_f / d) * R_MARGIN : 1.0;
-    const uint64_t t = st->t++;
+    st->auto_release = on != 0;
+    set_rate(st);
+}
 
-    /* r(t - D), then store r(t) */
-    uint32_t rd = st->r_w + st->r_len - st->lookahead;
-    if (rd >= st->r_len) rd -= st->r_len;
-    /* r_ring holds the last r_len values; slot r_w is the oldest */
-    double r_delayed = st->r_ring[rd];
-    st->r_ring[st->r_w] = r;
-    if (++st->r_w == st->r_len) st->r_w = 0;
-    /* r_delayed was read before the store: it is r(t - D) when D < r_len (see below). */
+/* End of a density cell: the limiting frames raise the density, the recovered ones lower
+ * it (as that many one-pole steps would), then the rate follows. */
+static void cell_update(rt_limiter *st)
+{
+    if (st->cell_lim) st->density += (1.0 - st->density) * st->rise[st->cell_lim];
+    if (st->cell_rec) st->density = rt_flush_tiny(st->density * st->decay[st->cell_rec]);
+    st->cell_pos = st->cell_lim = st->cell_rec = 0;
+    set_rate(st);
+}
 
-    /* sliding minimum over the last hold_len values */
-    while (st->dq_count) {
-        uint32_t back = st->dq_head + st->dq_count - 1;
-        if (back >= st->dq_cap) back -= st->dq_cap;
-        if (st->dq_v[back] < r) break;
-        st->dq_count--;
+/* Frames [0, m) of a stretch run one by one: hold (deque), release, box sum.  u(t), v(t)
+ * and the box sum go to ua, va, bs; the rest (gain, counters) is done by the caller on
+ * whole arrays.  The one loop-carried floating-point chain is u: a multiply, an add and a
+ * max per frame. */
+static void run_frames(rt_limiter *st, const double *restrict r, double *restrict ua, double *restrict va,
+                       int64_t *restrict bs, uint32_t m)
+{
+    const uint32_t hold_len = st->hold_len, qmask = st->qmask, bmask = st->bmask, box_len = st->box_len;
+    const double keep = st->keep, rho = st->rho, kappa = st->kappa;
+    double *restrict dq_w = st->dq_w;
+    uint64_t *restrict dq_t = st->dq_t;
+    int64_t *restrict box = st->box;
+    double u = st->u;
+    uint64_t t = st->t;
+    int64_t box_sum = st->box_sum;
+    uint32_t head = st->dq_head, count = st->dq_count;
+    for (uint32_t i = 0; i < m; i++, t++) {
+        const double rt = r[i];
+        if (rt < 1.0) {
+            const double w = 1.0 - rt;
+            while (count && !(dq_w[(head + count - 1) & qmask] > w)) count--;
+            dq_w[(head + count) & qmask] = w;
+            dq_t[(head + count) & qmask] = t;
+            count++;
+        }
+        /* one frame enters the window, so at most one leaves it */
+        if (count && dq_t[head] + hold_len <= t) {
+            head = (head + 1) & qmask;
+            count--;
+        }
+        const double v = count ? dq_w[head] : 0.0;
+        /* release (attack is instant: u jumps up to v) */
+        const double un = u * keep + (v * rho - kappa);
+        u = un > v ? un : v;
+        ua[i] = u;
+        va[i] = v;
+        /* attack: exact moving sum of e = 1 - u over box_len frames */
+        const int64_t q = (int64_t)((1.0 - u) * Q_ONE); /* >= 0: truncation rounds down */
+        box_sum += q - box[(t - box_len) & bmask];
+        box[t & bmask] = q;
+        bs[i] = box_sum;
     }
-    uint32_t slot = st->dq_head + st->dq_count;
-    if (slot >= st->dq_cap) slot -= st->dq_cap;
-    st->dq_v[slot] = r;
-    st->dq_t[slot] = t;
-    st->dq_count++;
-    while (st->dq_t[st->dq_head] + st->hold_len <= t) {
-        if (++st->dq_head == st->dq_cap) st->dq_head = 0;
-        st->dq_count--;
-    }
-    double h = st->dq_v[st->dq_head];
+    st->u = u;
+    st->t = t;
+    st->box_sum = box_sum;
+    st->dq_head = head;
+    st->dq_count = count;
+}
 
-    /* release */
-    double e = st->env;
-    if (h < e) {
-        e = h;
-    } else {
-        double rate = st->rate_slow;
-        if (st->auto_release) rate = st->rate_fast + (st->rate_slow - st->rate_fast) * st->density;
-        e += (h - e) * rate;
-        if (e > h) e = h;
+/* The gain computer for one chunk: r(t) of its n frames in (NULL: all 1), and r(t - D) of
+ * the same frames (contiguous); the gain of each output frame out.  Scalar, and built once
+ * (no FMA contraction on the baseline target), so every vector level computes the same
+ * gains.  Frames run one by one are taken in stretches that end at the density's cell
+ * boundaries (its counters are summed per stretch).
+ *
+ * At unity (u = 0, no r < 1 in the hold window, u = 0 for the last bmask + 1 frames: every
+ * q in the ring is Q_ONE) a frame with r = 1 leaves every state but t and the density
+ * counters as it was (u stays max(0, 0 - kappa) = 0, q = Q_ONE replaces Q_ONE) and gets the
+ * gain g_unity: such stretches are taken whole.  Returns the smallest gain. */
+static double gain_chunk(rt_limiter *st, const double *restrict r, const double *restrict r_delayed,
+                         double *restrict g, uint32_t n, int *all_unity)
+{
+    const double box_scale = st->box_scale, g_unity = st->g_unity;
+    const uint32_t full = st->bmask + 1;
+    double g_min = 1.0;
+    uint32_t i = 0;
+    *all_unity = 0;
+    while (i < n) {
+        if (st->u == 0.0 && st->dq_count == 0 && st->clean >= full) {
+            uint32_t j = i;
+            if (r)
+                while (j < n && !(r[j] < 1.0)) j++;
+            else
+                j = n;
+            if (j > i) {
+                *all_unity = j - i == n; /* then g is not needed: every gain is g_unity */
+                if (!*all_unity) st->k->fill(g + i, g_unity, j - i);
+                g_min = g_unity < g_min ? g_unity : g_min;
+                st->t += j - i;
+                for (uint32_t left = j - i; left;) {
+                    const uint32_t step = left < CELL - st->cell_pos ? left : CELL - st->cell_pos;
+                    st->cell_rec += step;
+                    st->cell_pos += step;
+                    left -= step;
+                    if (st->cell_pos == CELL) cell_update(st);
+                }
+                i = j;
+                if (i == n) break;
+            }
+        }
+        if (!r) { /* a release still running through a chunk without r < 1 */
+            st->k->fill(st->r, 1.0, n);
+            r = st->r;
+        }
+        const uint32_t j = n - i < CELL - st->cell_pos ? n : i + (CELL - st->cell_pos);
+        run_frames(st, r + i, st->ua + i, st->va + i, st->bs + i, j - i);
+        const double *restrict ua = st->ua, *restrict va = st->va;
+        const int64_t *restrict bs = st->bs;
+        uint32_t lim = 0, rec = 0;
+        for (uint32_t k = i; k < j; k++) {
+            const double gg = (double)bs[k] * box_scale; /* rounding may lift it by an ulp: min() */
+            const double gk = gg < r_delayed[k] ? gg : r_delayed[k];
+            g[k] = gk;
+            g_min = gk < g_min ? gk : g_min;
+            lim += va[k] > 0.0;
+            rec += va[k] == 0.0 && ua[k] <= AUTO_RECOVERED_U;
+        }
+        st->cell_lim += lim;
+        st->cell_rec += rec;
+        uint32_t z = 0; /* trailing frames with u = 0 */
+        while (z < j - i && ua[j - 1 - z] == 0.0) z++;
+        st->clean = z < j - i ? z : (st->clean + z < full ? st->clean + z : full);
+        st->cell_pos += j - i;
+        if (st->cell_pos == CELL) cell_update(st);
+        i = j;
     }
-    st->env = e;
-    /* Auto release: the density rises while limiting and falls only once the gain has
-     * recovered, so each recovery runs at the one rate chosen when it began. */
-    if (h < 1.0)
-        st->density += (1.0 - st->density) * st->rate_density;
-    else if (e >= AUTO_RECOVERED)
-        st->density = rt_flush_tiny(st->density - st->density * st->rate_density);
+    return g_min;
+}
 
-    /* attack: exact moving average of e over box_len frames */
-    int64_t q = (int64_t)(e * Q_ONE); /* e >= 0: truncation rounds down */
-    uint32_t bo = st->box_w + st->box_cap - st->box_len;
-    if (bo >= st->box_cap) bo -= st->box_cap;
-    st->box_sum += q - st->box[bo];
-    st->box[st->box_w] = q;
-    if (++st->box_w == st->box_cap) st->box_w = 0;
-    double g = (double)st->box_sum * st->box_scale; /* rounding may lift g by an ulp: min() below */
-    return g < r_delayed ? g : r_delayed;
+/* Writes n frames at ring slot pos of a doubled ring of cap slots (values at pos .. pos + n
+ * are already in place; this copies them to their other slot). */
+static void mirror(float *ring, uint32_t pos, uint32_t cap, uint32_t n)
+{
+    const uint32_t first = pos + n <= cap ? n : cap - pos;
+    memcpy(ring + pos + cap, ring + pos, sizeof(float) * first);
+    if (first < n) memcpy(ring, ring + cap, sizeof(float) * (n - first));
 }
 
 uint32_t rt_limiter_process_gain(rt_limiter *st, const float *const *in, float *const *out,
                                  float *gain_out, uint32_t frames)
 {
-    const uint32_t C = st->channels;
+    const uint32_t C = st->channels, dcap = st->dcap;
     const float ceiling_f = st->ceiling_f;
+    const lim_stages *k = st->k;
     double gain_min = st->gain_min, g = st->gain_last, block_min = 1.0;
     for (uint32_t off = 0; off < frames; off += CHUNK) {
         const uint32_t n = frames - off < CHUNK ? frames - off : CHUNK;
-        /* Copy (so out may alias in) and replace non-finite samples by 0. */
+        /* Copy into the delay line (so out may alias in), non-finite samples as 0. */
         for (uint32_t ch = 0; ch < C; ch++) {
-            const float *x = in[ch] + off;
-            float *s = st->scratch_ptr[ch];
-            for (uint32_t i = 0; i < n; i++) {
-                float v = x[i];
-                if (!isfinite(v)) {
-                    v = 0.0f;
-                    st->nonfinite++;
-                }
-                s[i] = v;
-            }
+            float *ring = st->delay + (size_t)ch * 2 * dcap;
+            st->nonfinite += k->sanitize(in[ch] + off, ring + st->dpos, n);
+            mirror(ring, st->dpos, dcap, n);
         }
-        if (st->tp) rt_true_peak_envelope_refined(st->tp, (const float *const *)st->scratch_ptr, st->tp_env_ptr, n);
-        for (uint32_t i = 0; i < n; i++) {
-            double d;
-            if (st->tp) {
-                float v = 0.0f;
-                for (uint32_t ch = 0; ch < C; ch++) {
-                    float a = st->tp_env_ptr[ch][i];
-                    if (a > v) v = a;
-                }
-                /* 3-wide max: covers the inter-sample intervals on both sides of a frame. */
-                float m = v > st->tp_prev[0] ? v : st->tp_prev[0];
-                if (st->tp_prev[1] > m) m = st->tp_prev[1];
-                st->tp_prev[1] = st->tp_prev[0];
-                st->tp_prev[0] = v;
-                d = m;
-            } else {
-                float v = 0.0f;
-                for (uint32_t ch = 0; ch < C; ch++) {
-                    float a = fabsf(st->scratch_ptr[ch][i]);
-                    if (a > v) v = a;
-                }
-                d = v;
-            }
-            g = gain_step(st, d);
-            if (g < block_min) block_min = g;
-            if (gain_out) gain_out[off + i] = (float)g;
+        /* detector d(t), then r(t) */
+        const float *d;
+        if (st->tp) {
+            for (uint32_t ch = 0; ch < C; ch++) st->tp_in_ptr[ch] = st->delay + (size_t)ch * 2 * dcap + st->dpos;
+            rt_true_peak_envelope_bounded(st->tp, st->tp_in_ptr, st->tp_env_ptr, (double)ceiling_f, n);
+            float *v = st->det; /* v[0], v[1]: the two frames before the chunk */
+            v[0] = st->tp_prev[1];
+            v[1] = st->tp_prev[0];
+            for (uint32_t ch = 0; ch < C; ch++) k->absmax(v + 2, st->tp_env_ptr[ch], ch == 0, n);
+            /* 3-wide max: covers the inter-sample intervals on both sides of a frame. */
+            k->max3(st->det3, v, n);
+            st->tp_prev[0] = v[n + 1];
+            st->tp_prev[1] = v[n];
+            d = st->det3;
+        } else {
+            for (uint32_t ch = 0; ch < C; ch++)
+                k->absmax(st->det, st->delay + (size_t)ch * 2 * dcap + st->dpos, ch == 0, n);
+            d = st->det;
+        }
+        const int active = k->vmax(d, n) > ceiling_f;
+        if (active) k->required(d, st->r, ceiling_f, n);
+        /* r(t) into its ring, twice (read back D frames later, a chunk at a time) */
+        const uint32_t rcap = st->rmask + 1, rpos = (uint32_t)st->t & st->rmask;
+        const uint32_t first = rpos + n <= rcap ? n : rcap - rpos;
+        if (active) {
+            memcpy(st->r_ring + rpos, st->r, sizeof(double) * first);
+            memcpy(st->r_ring + rpos + rcap, st->r, sizeof(double) * first);
+            memcpy(st->r_ring, st->r + first, sizeof(double) * (n - first));
+            memcpy(st->r_ring + rcap, st->r + first, sizeof(double) * (n - first));
+        } else {
+            k->fill(st->r_ring + rpos, 1.0, first);
+            k->fill(st->r_ring + rpos + rcap, 1.0, first);
+            k->fill(st->r_ring, 1.0, n - first);
+            k->fill(st->r_ring + rcap, 1.0, n - first);
+        }
+        const double *r_delayed = st->r_ring + ((st->t - st->lookahead) & st->rmask);
+        int all_unity;
+        const double chunk_min = gain_chunk(st, active ? st->r : NULL, r_delayed, st->g, n, &all_unity);
+        if (chunk_min < block_min) block_min = chunk_min;
 
-            uint32_t rd = st->delay_w + st->delay_len - st->latency;
-            if (rd >= st->delay_len) rd -= st->delay_len;
-            for (uint32_t ch = 0; ch < C; ch++) {
-                float *line = st->delay + (size_t)ch * st->delay_len;
-                float xd = line[rd];
-                line[st->delay_w] = st->scratch_ptr[ch][i];
-                float y = (float)((double)xd * g);
-                if (fabsf(y) > ceiling_f) {
-                    y = copysignf(ceiling_f, xd);
-                    st->clamps++;
-                }
-                if (fabsf(y) < FLT_MIN) y = 0.0f; /* no subnormal output, even without FTZ */
-                out[ch][off + i] = y;
-            }
-            if (++st->delay_w == st->delay_len) st->delay_w = 0;
+        /* output: the delayed input times the gain (the safety stage inside) */
+        const uint32_t rd = st->dpos + dcap - st->latency; /* < 2 dcap; a window of n from it is in the ring */
+        const uint32_t rdm = rd >= dcap ? rd - dcap : rd;
+        for (uint32_t ch = 0; ch < C; ch++) {
+            const float *xd = st->delay + (size_t)ch * 2 * dcap + rdm;
+            st->clamps += chunk_min >= UNITY_GAIN ? k->apply_unity(xd, out[ch] + off, ceiling_f, n)
+                                                  : k->apply(xd, st->g, out[ch] + off, ceiling_f, n);
+        }
+        st->dpos = st->dpos + n >= dcap ? st->dpos + n - dcap : st->dpos + n;
+
+        if (all_unity) {
+            if (gain_out)
+                for (uint32_t i = 0; i < n; i++) gain_out[off + i] = (float)st->g_unity;
+            g = st->g_unity;
+        } else {
+            if (gain_out)
+                for (uint32_t i = 0; i < n; i++) gain_out[off + i] = (float)st->g[i];
+            g = st->g[n - 1];
         }
     }
     if (block_min < gain_min) gain_min = block_min;
@@ -385,3 +543,144 @@ double rt_limiter_gr_max_take_db(rt_limiter *st)
 }
 uint64_t rt_limiter_clamp_count(const rt_limiter *st) { return st->clamps; }
 uint64_t rt_limiter_nonfinite_count(const rt_limiter *st) { return st->nonfinite; }
+
+/* The vector stages (the LIM_TEMPLATE part below), built twice: for the baseline and for
+ * x86-64-v3, picked at create by rt_cpu_level().  Plain loops the compiler vectorizes; no
+ * sums and no FMA-contractible expressions, so both builds give the same numbers. */
+#define LIM_TEMPLATE 1
+#define LIM_SFX _base
+#define LIM_TARGET
+#include "limiter.c"
+#undef LIM_SFX
+#undef LIM_TARGET
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LIM_HAVE_V3 1
+#define LIM_SFX _v3
+#define LIM_TARGET __attribute__((target("arch=x86-64-v3")))
+#include "limiter.c"
+#undef LIM_SFX
+#undef LIM_TARGET
+#endif
+
+static const lim_stages *pick_stages(void)
+{
+#ifdef LIM_HAVE_V3
+    if (rt_cpu_level() >= 3) return &stages_v3;
+#endif
+    return &stages_base;
+}
+
+#else /* LIM_TEMPLATE */
+
+#define LIM_CAT_(a, b) a##b
+#define LIM_CAT(a, b) LIM_CAT_(a, b)
+#define LIM_N(name) LIM_CAT(name, LIM_SFX)
+
+/* Copies x to dst with non-finite samples as 0; returns how many there were. */
+LIM_TARGET static uint32_t LIM_N(sanitize)(const float *restrict x, float *restrict dst, uint32_t n)
+{
+    uint32_t bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        const int finite = (bits & 0x7f800000u) != 0x7f800000u;
+        bad += !finite;
+        dst[i] = finite ? x[i] : 0.0f;
+    }
+    return bad;
+}
+
+/* d = |x| (first) or max(d, |x|). */
+LIM_TARGET static void LIM_N(absmax)(float *restrict d, const float *restrict x, int first, uint32_t n)
+{
+    if (first) {
+        for (uint32_t i = 0; i < n; i++) d[i] = fabsf(x[i]);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        d[i] = a > d[i] ? a : d[i];
+    }
+}
+
+/* d[i] = max(v[i], v[i + 1], v[i + 2]). */
+LIM_TARGET static void LIM_N(max3)(float *restrict d, const float *restrict v, uint32_t n)
+{
+    const float *restrict v1 = v + 1, *restrict v2 = v + 2; /* (i + 2 in 32 bits would stop the vectorizer) */
+    for (size_t i = 0; i < n; i++) {
+        const float a = v[i] > v1[i] ? v[i] : v1[i];
+        d[i] = v2[i] > a ? v2[i] : a;
+    }
+}
+
+/* Largest of n values >= 0 (their bits order as integers: an integer reduction vectorizes). */
+LIM_TARGET static float LIM_N(vmax)(const float *restrict d, uint32_t n)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, d + i, sizeof bits);
+        m = bits > m ? bits : m;
+    }
+    float f;
+    memcpy(&f, &m, sizeof f);
+    return f;
+}
+
+/* r = ceiling / d, rounded down by R_MARGIN so that |x| * r can never round above the
+ * ceiling; 1 where d <= ceiling. */
+LIM_TARGET static void LIM_N(required)(const float *restrict d, double *restrict r, float ceiling, uint32_t n)
+{
+    const float half = 0.5f * ceiling;
+    for (uint32_t i = 0; i < n; i++) {
+        /* Where d <= ceiling the quotient is ~2 and the min() makes it 1; the division is
+         * then unconditional and the loop vectorizes. */
+        const float den = d[i] > ceiling ? d[i] : half;
+        const double q = ((double)ceiling / (double)den) * R_MARGIN;
+        r[i] = q < 1.0 ? q : 1.0;
+    }
+}
+
+/* out = xd * g (double product, rounded once to float); an output still above the ceiling
+ * (only possible after the ceiling was lowered with audio in the delay line) is set to
+ * +-ceiling and counted; no subnormal output, even without FTZ. */
+LIM_TARGET static uint64_t LIM_N(apply)(const float *restrict xd, const double *restrict g, float *restrict out,
+                                        float ceiling, uint32_t n)
+{
+    uint32_t over = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float y = (float)((double)xd[i] * g[i]);
+        const int o = fabsf(y) > ceiling;
+        over += o;
+        y = o ? copysignf(ceiling, xd[i]) : y;
+        out[i] = fabsf(y) < FLT_MIN ? 0.0f : y;
+    }
+    return over;
+}
+
+/* apply() with every g in [UNITY_GAIN, 1]: the product would give xd back (see UNITY_GAIN). */
+LIM_TARGET static uint64_t LIM_N(apply_unity)(const float *restrict xd, float *restrict out, float ceiling, uint32_t n)
+{
+    uint32_t over = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float y = xd[i];
+        const int o = fabsf(y) > ceiling;
+        over += o;
+        y = o ? copysignf(ceiling, xd[i]) : y;
+        out[i] = fabsf(y) < FLT_MIN ? 0.0f : y;
+    }
+    return over;
+}
+
+LIM_TARGET static void LIM_N(fill)(double *restrict a, double v, uint32_t n)
+{
+    for (size_t i = 0; i < n; i++) a[i] = v;
+}
+
+static const lim_stages LIM_N(stages) = {LIM_N(sanitize), LIM_N(absmax), LIM_N(max3), LIM_N(vmax),
+                                         LIM_N(required), LIM_N(apply), LIM_N(apply_unity), LIM_N(fill)};
+
+#undef LIM_CAT_
+#undef LIM_CAT
+#undef LIM_N
+#endif /* LIM_TEMPLATE */

@@ -1,10 +1,14 @@
 #ifndef TP_TEMPLATE /* the file proper; the vector kernels are at the end */
 #include "true_peak.h"
+#include "cpu_level.h"
 #include "rt_common.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #define TP_TAPS_PER_PHASE 32u
 #define TP_KAISER_BETA 4.5
@@ -12,13 +16,16 @@
 #define TP_PAD 64u    /* >= a chunk rounded up to whole FIR time blocks (64, 24 or 16 frames), minus TP_CHUNK */
 #define TP_ROW (TP_CHUNK + TP_PAD + 8u)
 #define TP_SHORT 8u   /* central taps per phase of the cheap second skip test */
+#define TP_SHORT2 16u /* ... and of its second stage (bounded envelope) */
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors: only in always-inlined helpers */
 #endif
 
 typedef void (*tp_chunk_fn)(rt_true_peak *st, uint32_t ch, const float *x, float *e, int refined, uint32_t n);
-static tp_chunk_fn pick_chunk(void);
+typedef void (*tp_bounded_fn)(rt_true_peak *st, uint32_t ch, const float *x, float *e, float thr1, double thr_pt,
+                              uint32_t n);
+static void pick_kernels(rt_true_peak *st);
 
 struct rt_true_peak {
     uint32_t channels;
@@ -33,10 +40,13 @@ struct rt_true_peak {
     double *max;        /* per channel */
     float *last;        /* per channel: the last two |interpolated values| (for refinement) */
     float *prev;        /* per channel: the input sample just before its hist */
-    unsigned char *stale; /* per channel: `last` not computed (process skipped it) */
+    unsigned char *stale; /* per channel: `last` not computed: 1 process skipped it, 2 bounded (<= thr_pt) */
     double skip_bound;  /* >= any computed |interpolated value| / max |input| over its window */
     double short_err;   /* >= (computed |y| - computed |y_short|) / max |input| (TP_SHORT taps) */
-    tp_chunk_fn chunk;  /* the vector kernel for this machine */
+    double short_err2;  /* the same for TP_SHORT2 taps */
+    float *fix;         /* scratch, T + 16: one vector of frames for a `last` computed late (bounded) */
+    tp_chunk_fn chunk;  /* the vector kernels for this machine */
+    tp_bounded_fn bounded;
 };
 
 /* Modified Bessel function of the first kind, order 0 (power series; converges fast
@@ -88,6 +98,20 @@ static int design(float *coef, uint32_t L, uint32_t T, double beta)
     return 0;
 }
 
+/* E for the second skip test with S central taps (see its use in create). */
+static double outer_bound(const rt_true_peak *st, uint32_t S, double l1)
+{
+    const uint32_t T = st->taps, L = st->factor;
+    double outer = 0.0;
+    for (uint32_t p = 0; p < L; p++) {
+        double sum = 0.0;
+        for (uint32_t k = 0; k < T; k++)
+            if (k + S / 2 < T / 2 || k >= T / 2 + S / 2) sum += fabs((double)st->coef[k * L + p]);
+        if (sum > outer) outer = sum;
+    }
+    return outer + 2.0 * (double)(T + S + 8) * 0x1p-24 * l1;
+}
+
 rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, uint32_t factor,
                                          uint32_t taps_per_phase, double kaiser_beta)
 {
@@ -110,8 +134,9 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
     st->last = calloc((size_t)channels * 2, sizeof(float));
     st->prev = calloc(channels, sizeof(float));
     st->stale = calloc(channels, 1);
+    st->fix = calloc((size_t)st->taps + 16, sizeof(float));
     if (!st->coef || !st->hist || !st->lin || !st->rows || !st->pk || !st->max || !st->last || !st->prev
-        || !st->stale) {
+        || !st->stale || !st->fix) {
         rt_true_peak_destroy(st);
         return NULL;
     }
@@ -135,15 +160,9 @@ rt_true_peak *rt_true_peak_create_design(uint32_t channels, double sample_rate, 
     /* Second test: y = y_short + y_outer, y_short over the TP_SHORT central taps (which
      * hold phase 0's unit impulse), so |computed y| <= |computed y_short| + E max|x| with
      * E = max_p sum_outer |c| + (gamma_S + gamma_T) * sum |c| (same rounding argument). */
-    double outer = 0.0;
-    for (uint32_t p = 0; p < factor; p++) {
-        double sum = 0.0;
-        for (uint32_t k = 0; k < st->taps; k++)
-            if (k < st->taps / 2 - TP_SHORT / 2 || k >= st->taps / 2 + TP_SHORT / 2) sum += fabs((double)st->coef[k * factor + p]);
-        if (sum > outer) outer = sum;
-    }
-    st->short_err = outer + 2.0 * (double)(st->taps + TP_SHORT + 8) * 0x1p-24 * l1;
-    st->chunk = pick_chunk();
+    st->short_err = outer_bound(st, TP_SHORT, l1);
+    st->short_err2 = outer_bound(st, TP_SHORT2, l1);
+    pick_kernels(st);
     return st;
 }
 
@@ -170,6 +189,7 @@ void rt_true_peak_destroy(rt_true_peak *st)
     free(st->last);
     free(st->prev);
     free(st->stale);
+    free(st->fix);
     free(st);
 }
 
@@ -215,13 +235,19 @@ uint32_t rt_true_peak_factor(const rt_true_peak *st) { return st->factor; }
 #include "true_peak.c"
 #endif
 
-static tp_chunk_fn pick_chunk(void)
+/* x86-64-v3 kernels from level 3 up (the 16-lane AVX-512 build was measured no faster:
+ * the FIR is bound by FMA throughput, the same on this class of machine). */
+static void pick_kernels(rt_true_peak *st)
 {
 #ifdef TP_HAVE_V3
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return tp_chunk_v3;
+    if (rt_cpu_level() >= 3) {
+        st->chunk = tp_chunk_v3;
+        st->bounded = tp_bounded_v3;
+        return;
+    }
 #endif
-    return tp_chunk_base;
+    st->chunk = tp_chunk_base;
+    st->bounded = tp_bounded_base;
 }
 
 
@@ -286,6 +312,29 @@ uint32_t rt_true_peak_envelope_refined(rt_true_peak *st, const float *const *in,
     return run(st, in, env, 1, frames);
 }
 
+/* Thresholds of the bounded envelope (see the header and tp_bounded):
+ *   thr_pt: every interpolated point <= thr_pt  =>  its refined value <= threshold.  A
+ *     refined value is at most fl(a1 * cap) for its middle point a1 (cap >= 1, float), so
+ *     threshold / (cap (1 + 2^-22)) is safe;
+ *   thr1: every |x| < thr1 over a block's window  =>  every computed |point| < thr_pt
+ *     (skip_bound, as in process, includes the float32 rounding margins). */
+uint32_t rt_true_peak_envelope_bounded(rt_true_peak *st, const float *const *in, float *const *env,
+                                       double threshold, uint32_t frames)
+{
+    if (st->factor == 1 || !(threshold >= 0.0)) return run(st, in, env, 1, frames);
+    const double cap = (double)(float)(1.0 / cos(RT_PI / (2.0 * st->factor)));
+    const double thr_pt = threshold / (cap * (1.0 + 0x1p-22));
+    const double t1 = thr_pt / st->skip_bound * (1.0 - 0x1p-50);
+    float thr1 = t1 > 3.0e38 ? INFINITY : (float)t1;
+    if ((double)thr1 > t1) thr1 = nextafterf(thr1, 0.0f);
+    for (uint32_t ch = 0; ch < st->channels; ch++)
+        for (uint32_t off = 0; off < frames; off += TP_CHUNK) {
+            uint32_t n = frames - off < TP_CHUNK ? frames - off : TP_CHUNK;
+            st->bounded(st, ch, in[ch] + off, env[ch] + off, thr1, thr_pt, n);
+        }
+    return frames;
+}
+
 double rt_true_peak_max(const rt_true_peak *st, uint32_t ch)
 {
     return ch < st->channels ? st->max[ch] : 0.0;
@@ -314,10 +363,17 @@ void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * 
 #define fir_2 TP_N(fir_2)
 #define fir_4 TP_N(fir_4)
 #define fir_8 TP_N(fir_8)
+#define fir1_2 TP_N(fir1_2)
+#define fir1_4 TP_N(fir1_4)
+#define fir1_8 TP_N(fir1_8)
 #define firs_2 TP_N(firs_2)
 #define firs_4 TP_N(firs_4)
 #define firs_8 TP_N(firs_8)
+#define firs16_2 TP_N(firs16_2)
+#define firs16_4 TP_N(firs16_4)
+#define firs16_8 TP_N(firs16_8)
 #define tp_reduce TP_N(tp_reduce)
+#define tp_wmax TP_N(tp_wmax)
 
 typedef float TP_VF __attribute__((vector_size(4 * TP_W)));
 typedef int32_t TP_VI __attribute__((vector_size(4 * TP_W)));
@@ -373,17 +429,22 @@ TP_INLINE int tp_any(TP_VI m)
 TP_FIR(fir_2, 2, TP_NV2)
 TP_FIR(fir_4, 4, TP_NV4)
 TP_FIR(fir_8, 8, TP_NV8)
+/* One vector of frames (same per-output arithmetic): a lone frame's values computed late. */
+TP_FIR(fir1_2, 2, 1)
+TP_FIR(fir1_4, 4, 1)
+TP_FIR(fir1_8, 8, 1)
 
-/* The same FIR over the TP_SHORT central taps only (k = T/2 - S/2 .. T/2 + S/2 - 1), for
- * the NV * W frames of one block at x: returns the largest |value| over those frames and
- * all L phases (phase 0, x[i - T/2], is among those taps: its value is exact). */
-#define TP_FIRS(NAME, L, NV)                                                            \
+/* The same FIR over the S central taps only (k = T/2 - S/2 .. T/2 + S/2 - 1), for the
+ * NV * W frames of one block at x: returns the largest |value| over those frames and all
+ * L phases (phase 0, x[i - T/2], is among those taps: its value is exact). */
+#define TP_FIRS(NAME, L, NV) TP_FIRS_S(NAME, L, NV, TP_SHORT)
+#define TP_FIRS_S(NAME, L, NV, S)                                                       \
     TP_INLINE float NAME(const float *restrict coef, const float *restrict x, uint32_t T) \
     {                                                                                   \
         TP_VF acc[(L) - 1][NV];                                                        \
         for (uint32_t p = 0; p + 1 < (L); p++)                                          \
             for (uint32_t v = 0; v < (NV); v++) acc[p][v] = tp_splat(0.0f);             \
-        for (uint32_t k = T / 2 - TP_SHORT / 2; k < T / 2 + TP_SHORT / 2; k++) {        \
+        for (uint32_t k = T / 2 - (S) / 2; k < T / 2 + (S) / 2; k++) {                  \
             TP_VF xv[NV];                                                              \
             for (uint32_t v = 0; v < (NV); v++) xv[v] = tp_load(x + TP_W * v - k);     \
             const float *c = coef + k * (L);                                            \
@@ -402,6 +463,9 @@ TP_FIR(fir_8, 8, TP_NV8)
 TP_FIRS(firs_2, 2, TP_NV2)
 TP_FIRS(firs_4, 4, TP_NV4)
 TP_FIRS(firs_8, 8, TP_NV8)
+TP_FIRS_S(firs16_2, 2, TP_NV2, TP_SHORT2)
+TP_FIRS_S(firs16_4, 4, TP_NV4, TP_SHORT2)
+TP_FIRS_S(firs16_8, 8, TP_NV8, TP_SHORT2)
 
 /* The interpolated points in time order are z(i*L + p) = rows[p][1 + i]; slot 0 of each
  * row holds the previous frame.  For each frame i, writes peak[i] = max_p z(i*L + p) and,
@@ -561,6 +625,176 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
     if (e) memcpy(e, refined ? est : peak, sizeof(float) * n);
 }
 
+
+/* Largest |x| over x[0 .. m) (m >= TP_W; the input is finite).  One max instruction where
+ * there is one (tp_max's select is four). */
+#if defined(__x86_64__) && defined(__GNUC__) && TP_W == 8
+#define tp_fmax(a, b) ((TP_VF)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#elif defined(__x86_64__) && defined(__GNUC__) && TP_W == 4
+#define tp_fmax(a, b) ((TP_VF)_mm_max_ps((__m128)(a), (__m128)(b)))
+#else
+#define tp_fmax(a, b) tp_max(a, b)
+#endif
+TP_INLINE float tp_wmax(const float *x, uint32_t m)
+{
+    TP_VF mv = tp_abs(tp_load(x));
+    uint32_t j = TP_W;
+    for (; j + TP_W <= m; j += TP_W) mv = tp_fmax(tp_abs(tp_load(x + j)), mv);
+    if (j < m) mv = tp_fmax(tp_abs(tp_load(x + m - TP_W)), mv);
+#if TP_W == 8
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){4, 5, 6, 7, 0, 1, 2, 3}));
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){2, 3, 0, 1, 6, 7, 4, 5}));
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){1, 0, 3, 2, 5, 4, 7, 6}));
+    return mv[0];
+#elif TP_W == 4
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){2, 3, 0, 1}));
+    mv = tp_fmax(mv, __builtin_shuffle(mv, (TP_VI){1, 0, 3, 2}));
+    return mv[0];
+#else
+    float w = 0.0f;
+    for (uint32_t q = 0; q < TP_W; q++) w = mv[q] > w ? mv[q] : w;
+    return w;
+#endif
+}
+
+/* One channel, one chunk of n (1..TP_CHUNK) frames, factor L >= 2: the refined envelope,
+ * exact where it may exceed the threshold (rt_true_peak_envelope_bounded).
+ *
+ * Per FIR block (tb frames), from its input window (tb + T - 1 samples): the block is
+ * "bounded" when every computed |point| in it is provably < thr_pt, by the first test
+ * (every |x| < thr1) or the second (TP_SHORT, then TP_SHORT2 central taps computed, the
+ * rest bounded, as in process).  A bounded block's FIR is not computed: its phase-0 points are |x|
+ * (exact), the others 0; every point is then <= thr_pt (exact or not), so every refined
+ * value made from a bounded middle point is <= the threshold, whatever its neighbours.
+ * An exact refined value needs exact neighbours only for a middle point in an exact block:
+ * its neighbours lie in the same block, or are the last point of the previous block (the
+ * phase 0 of the next one is exact anyway).  So when block b + 1 is exact and b is
+ * bounded, the last vector of b is computed too; across chunks, `last` is marked stale and
+ * computed when the next chunk's first block is exact.  The refinement (tp_reduce) runs on
+ * the exact blocks and on the first vector of a bounded block that follows an exact one
+ * (its first frame holds the refined value of that block's last point); the other frames
+ * of a bounded block get |x| at phase 0 (<= thr_pt <= threshold).  Values are written where exact by
+ * the same arithmetic as tp_chunk's, so they equal the refined envelope's bit for bit. */
+TP_TARGET static void TP_N(tp_bounded)(rt_true_peak *st, uint32_t ch, const float *x, float *e, float thr1,
+                                       double thr_pt, uint32_t n)
+{
+    const uint32_t T = st->taps, L = st->factor;
+    float *lin = st->lin, *hist = st->hist + (size_t)ch * (T - 1), *rows = st->rows;
+    const uint32_t tb = TP_W * (L == 2 ? TP_NV2 : L == 4 ? TP_NV4 : TP_NV8);
+    const uint32_t nr = (n + tb - 1) / tb * tb, nb = nr / tb, win = tb + T - 1;
+    const uint32_t valid = nr + T - 1, padded = (valid + TP_W - 1) / TP_W * TP_W; /* <= T + TP_CHUNK + TP_PAD */
+    memcpy(lin, hist, sizeof(float) * (T - 1));
+    memcpy(lin + T - 1, x, sizeof(float) * n);
+    memset(lin + T - 1 + n, 0, sizeof(float) * (padded - (T - 1 + n)));
+
+    /* Block b's window lin[b tb, b tb + win) lies in the segs segments of tb samples from
+     * segment b: its max |x| is read (as a bound: a superset) from the segment maxima. */
+    const uint32_t segs = (win + tb - 1) / tb, nseg = (padded + tb - 1) / tb;
+    float segmax[(TP_CHUNK + TP_PAD + 128) / 4 + 2]; /* tb >= 4, T <= 128 */
+    for (uint32_t q = 0; q < nseg; q++) {
+        const uint32_t lo = q * tb, hi = lo + tb < padded ? lo + tb : padded;
+        segmax[q] = tp_wmax(lin + lo, hi - lo);
+    }
+    /* sliding maximum over segs segments: spans of 2^k by doubling, then two of them */
+    uint32_t span = 1;
+    for (; 2 * span <= segs; span *= 2)
+        for (uint32_t q = 0; q < nseg; q++) {
+            const float a = q + span < nseg ? segmax[q + span] : 0.0f;
+            segmax[q] = a > segmax[q] ? a : segmax[q];
+        }
+    unsigned char bnd[(TP_CHUNK + TP_PAD) / TP_W + 1];
+    int any_exact = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        const float a = b + segs - span < nseg ? segmax[b + segs - span] : 0.0f;
+        const float wm = a > segmax[b] ? a : segmax[b];
+        int ok = wm < thr1;
+        if (!ok && T > TP_SHORT && (double)wm * st->short_err2 < thr_pt) {
+            /* The second test, with 8 then 16 central taps; it cannot pass when the
+             * block's phase-0 points (|x|, exact, among those taps' values) with the outer
+             * taps' bound already reach thr_pt. */
+            const float *xb = lin + T - 1 + (size_t)b * tb;
+            const double p0 = (double)tp_wmax(xb - T / 2, tb);
+            if (p0 + (double)wm * st->short_err < thr_pt) {
+                float ys = L == 2 ? firs_2(st->coef, xb, T) : L == 4 ? firs_4(st->coef, xb, T) : firs_8(st->coef, xb, T);
+                ok = ((double)ys + st->short_err * (double)wm) * (1.0 + 0x1p-40) < thr_pt;
+            }
+            if (!ok && T > TP_SHORT2 && p0 + (double)wm * st->short_err2 < thr_pt) {
+                float ys = L == 2 ? firs16_2(st->coef, xb, T) : L == 4 ? firs16_4(st->coef, xb, T) : firs16_8(st->coef, xb, T);
+                ok = ((double)ys + st->short_err2 * (double)wm) * (1.0 + 0x1p-40) < thr_pt;
+            }
+        }
+        bnd[b] = (unsigned char)ok;
+        any_exact |= !ok;
+    }
+
+    if (st->stale[ch] == 1 || (st->stale[ch] == 2 && !bnd[0])) {
+        /* The previous frame's points were not computed: by process (skipped below the
+         * running maximum: not known to be bounded), or by this function (bounded, needed
+         * exact only as a neighbour in an exact block).  Compute them from the sample
+         * before the history and the history (the old one: lin holds it). */
+        float *f = st->fix;
+        f[0] = st->prev[ch];
+        memcpy(f + 1, lin, sizeof(float) * (T - 1));
+        memset(f + T, 0, sizeof(float) * (TP_W - 1));
+        switch (L) {
+        case 2: fir1_2(st->coef, f + T - 1, T, TP_W, rows, NULL); break;
+        case 4: fir1_4(st->coef, f + T - 1, T, TP_W, rows, NULL); break;
+        default: fir1_8(st->coef, f + T - 1, T, TP_W, rows, NULL); break;
+        }
+        st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + 1];
+        st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + 1];
+        st->stale[ch] = 0;
+    }
+    memcpy(hist, lin + n, sizeof(float) * (T - 1));
+    st->prev[ch] = lin[n - 1];
+
+    if (any_exact) {
+        switch (L) {
+        case 2: fir_2(st->coef, lin + T - 1, T, nr, rows, bnd); break;
+        case 4: fir_4(st->coef, lin + T - 1, T, nr, rows, bnd); break;
+        default: fir_8(st->coef, lin + T - 1, T, nr, rows, bnd); break;
+        }
+        for (uint32_t b = 0; b + 1 < nb; b++) {
+            if (!bnd[b] || bnd[b + 1]) continue;
+            const uint32_t j = b * tb + tb - TP_W; /* the last vector of a bounded block before an exact one */
+            switch (L) {
+            case 2: fir1_2(st->coef, lin + T - 1 + j, T, TP_W, rows + j, NULL); break;
+            case 4: fir1_4(st->coef, lin + T - 1 + j, T, TP_W, rows + j, NULL); break;
+            default: fir1_8(st->coef, lin + T - 1 + j, T, TP_W, rows + j, NULL); break;
+            }
+        }
+    }
+    rows[(size_t)(L - 2) * TP_ROW] = st->last[2 * ch];
+    rows[(size_t)(L - 1) * TP_ROW] = st->last[2 * ch + 1];
+
+    float *peak = st->pk, *est = st->pk + TP_ROW;
+    const float cap = (float)(1.0 / cos(RT_PI / (2.0 * L)));
+    for (uint32_t b = 0; b * tb < n; b++) {
+        const uint32_t i0 = b * tb, m = n - i0 < tb ? (n - i0 + TP_W - 1) / TP_W * TP_W : tb;
+        if (!bnd[b]) {
+            tp_reduce(rows + i0, L, m, 1, cap, peak + i0, est + i0);
+            continue;
+        }
+        for (uint32_t v = 0; v < m; v += TP_W) /* |x| at phase 0 */
+            tp_store(est + i0 + v, tp_abs(tp_load(lin + T - 1 + i0 + v - T / 2)));
+        if (b > 0 ? !bnd[b - 1] : !st->stale[ch]) {
+            /* The first frame holds the refined value of the previous (exact) point. */
+            tp_store(rows + 1 + i0, tp_load(est + i0));
+            for (uint32_t p = 1; p < L; p++) tp_store(rows + (size_t)p * TP_ROW + 1 + i0, tp_splat(0.0f));
+            tp_reduce(rows + i0, L, TP_W, 1, cap, peak + i0, est + i0);
+        }
+    }
+    if (bnd[nb - 1]) {
+        st->last[2 * ch] = st->last[2 * ch + 1] = 0.0f; /* placeholders <= thr_pt */
+        st->stale[ch] = 2;
+    } else {
+        st->last[2 * ch] = rows[(size_t)(L - 2) * TP_ROW + n];
+        st->last[2 * ch + 1] = rows[(size_t)(L - 1) * TP_ROW + n];
+        st->stale[ch] = 0;
+    }
+    memcpy(e, est, sizeof(float) * n);
+}
+
 #undef TP_CAT_
 #undef TP_CAT
 #undef TP_N
@@ -578,8 +812,16 @@ TP_TARGET static void TP_N(tp_chunk)(rt_true_peak *st, uint32_t ch, const float 
 #undef fir_2
 #undef fir_4
 #undef fir_8
+#undef fir1_2
+#undef fir1_4
+#undef fir1_8
 #undef firs_2
 #undef firs_4
 #undef firs_8
+#undef firs16_2
+#undef firs16_4
+#undef firs16_8
 #undef tp_reduce
+#undef tp_wmax
+#undef tp_fmax
 #endif /* TP_TEMPLATE */

@@ -28,7 +28,7 @@
  * (error ~1e-6 relative; a few 1e-5 on values far below the peak); running maxima are
  * double.  Internally the input is handled in chunks of up to 256 frames per channel,
  * with time in the vector dimension (8 frames per vector with AVX2 + FMA, chosen at
- * create time where the CPU has them, else 4); the two builds may differ by rounding. */
+ * create time by rt_cpu_level() >= 3, else 4); the two builds may differ by rounding. */
 #ifndef RT_TRUE_PEAK_H
 #define RT_TRUE_PEAK_H
 #include <stdint.h>
@@ -70,6 +70,16 @@ uint32_t rt_true_peak_envelope(rt_true_peak *st, const float *const *in, float *
  * final once its successor exists, so env[ch][n] covers the points at
  * n - latency - 1/L .. n - latency + (L-2)/L.  Used by the limiter's detector. */
 uint32_t rt_true_peak_envelope_refined(rt_true_peak *st, const float *const *in, float *const *env, uint32_t frames);
+/* Audio thread.  The refined envelope where it matters against a threshold (the limiter's
+ * detector): env[ch][n] is bit for bit the value rt_true_peak_envelope_refined gives
+ * wherever that value exceeds threshold, and some value in [0, threshold] elsewhere (the
+ * sample at phase 0, |x[n - latency]|, where the FIR was not computed).  It computes the FIR
+ * only for blocks that may exceed the threshold (the bounds of process, the second one with
+ * 8 and then 16 central taps, against threshold / cap instead of the running maximum), so
+ * it costs far less on material that stays below it.  The running maxima are left unspecified (they do not count the values it
+ * skipped).  At 1x, or with a negative or NaN threshold, it is rt_true_peak_envelope_refined. */
+uint32_t rt_true_peak_envelope_bounded(rt_true_peak *st, const float *const *in, float *const *env,
+                                       double threshold, uint32_t frames);
 /* Largest |interpolated value| on channel ch since create, reset or clear (linear;
  * 0 for a channel index out of range). */
 double rt_true_peak_max(const rt_true_peak *st, uint32_t ch);

@@ -1,8 +1,10 @@
 """True-peak oversampler (C kernel, called directly as the audio thread does): 4x and 2x
-meter (rt_true_peak_process), and the limiter's detector (4x, 64 taps per phase,
-rt_true_peak_envelope_refined).  Peer: scipy.signal.resample_poly by the same factor
-followed by max |y| (an offline float64 reference, not a streaming meter).  At most
-10 s of stereo audio whatever --seconds says (resample_poly holds it all in float64)."""
+meter (rt_true_peak_process), and the limiter's detector (4x, 64 taps per phase): the
+refined envelope everywhere (rt_true_peak_envelope_refined) and where it may exceed a
+ceiling (rt_true_peak_envelope_bounded, the limiter's, -1 dBTP: the noise here, 0.3 RMS,
+crosses it now and then).  Peer: scipy.signal.resample_poly by the same factor followed by
+max |y| (an offline float64 reference, not a streaming meter).  At most 10 s of stereo
+audio whatever --seconds says (resample_poly holds it all in float64)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def _audio(seconds: float) -> np.ndarray:
     return (0.3 * rng.standard_normal((2, int(seconds * RATE)))).astype(np.float32)
 
 
-def _ours(audio, factor, taps=32, beta=4.5, refined=False):
+def _ours(audio, factor, taps=32, beta=4.5, refined=False, threshold=None):
     pointers = channel_pointers(audio)
     env = np.empty_like(audio)
     env_ptrs = channel_pointers(env)
@@ -30,7 +32,9 @@ def _ours(audio, factor, taps=32, beta=4.5, refined=False):
     def go(env=env):  # keeps env (the buffer env_ptrs points into) alive
         st = ffi.gc(lib.rt_true_peak_create_design(2, RATE, factor, taps, beta), lib.rt_true_peak_destroy)
         with denormals_off():
-            if refined:
+            if threshold is not None:
+                lib.rt_true_peak_envelope_bounded(st, pointers, env_ptrs, threshold, frames)
+            elif refined:
                 lib.rt_true_peak_envelope_refined(st, pointers, env_ptrs, frames)
             else:
                 lib.rt_true_peak_process(st, pointers, frames)
@@ -56,4 +60,6 @@ def run(opts) -> list[Row]:
         Row("true_peak: 2x meter (32 taps/phase)", UNIT, ns(_ours(audio, 2)), "resample_poly 2x + max", p2),
         Row("true_peak: 4x refined env (64 taps, limiter)", UNIT,
             ns(_ours(audio, 4, 64, 9.0, refined=True)), "resample_poly 4x + max", p4),
+        Row("true_peak: 4x refined env over -1 dBTP", UNIT,
+            ns(_ours(audio, 4, 64, 9.0, threshold=10 ** (-1 / 20))), "resample_poly 4x + max", p4),
     ]
