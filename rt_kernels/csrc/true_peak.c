@@ -294,6 +294,67 @@ double rt_true_peak_max(const rt_true_peak *st, uint32_t ch)
 void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * st->channels); }
 
 
+/* rt_true_peak_process for a caller that has already read the input (the loudness meter
+ * finds max |x| per channel in the pass that K-weights it).  A channel whose bound and
+ * history are both below tp_chunk's skip threshold (thr, the largest float <= max /
+ * skip_bound) has no window with a sample >= thr among these frames, so no interpolated
+ * value of theirs can raise its maximum (tp_chunk's argument): only the history is kept,
+ * as tp_chunk keeps it, and `last` is marked stale (the refined envelope recomputes it
+ * from prev and hist).  NaN samples may be left out of the bound: an interpolated value
+ * with a NaN in its window is NaN and never raises the maximum, and the others are bounded
+ * by the finite samples.  So the maxima are those of rt_true_peak_process, bit for bit.
+ * Any other channel goes through the chunks as in process. */
+uint32_t rt_true_peak_process_bounded(rt_true_peak *st, const float *const *in, uint32_t frames, const float *bound)
+{
+    for (uint32_t ch = 0; ch < st->channels; ch++) {
+        const float *x = in[ch];
+        const float b = bound[ch];
+        if (frames > 0 && st->max[ch] > 0.0 && st->factor == 1 && b <= st->max[ch]) {
+            /* 1x: the points are the samples; none exceeds the maximum: keep the last two */
+            st->last[2 * ch] = frames >= 2 ? fabsf(x[frames - 2]) : st->last[2 * ch + 1];
+            st->last[2 * ch + 1] = fabsf(x[frames - 1]);
+            continue;
+        }
+        if (frames > 0 && st->max[ch] > 0.0 && st->factor > 1) {
+            const uint32_t T = st->taps;
+            const double thr = st->max[ch] / st->skip_bound;
+            float thrf = (float)thr;
+            if ((double)thrf > thr) thrf = nextafterf(thrf, 0.0f);
+            float *hist = st->hist + (size_t)ch * (T - 1);
+            /* the history's magnitudes as bits, NaN above everything (no skipping then) */
+            int32_t thr_bits, hb = 0;
+            memcpy(&thr_bits, &thrf, sizeof thr_bits);
+            for (uint32_t k = 0; k + 1 < T; k++) {
+                int32_t v;
+                memcpy(&v, hist + k, sizeof v);
+                v &= 0x7fffffff;
+                hb = v > hb ? v : hb;
+            }
+            if (b < thrf && hb < thr_bits) { /* (false for a NaN bound) */
+                if (frames >= T - 1) {
+                    st->prev[ch] = frames >= T ? x[frames - T] : hist[T - 2];
+                    memcpy(hist, x + frames - (T - 1), sizeof(float) * (T - 1));
+                } else {
+                    st->prev[ch] = hist[frames - 1];
+                    memmove(hist, hist + frames, sizeof(float) * (T - 1 - frames));
+                    memcpy(hist + (T - 1 - frames), x, sizeof(float) * frames);
+                }
+                st->stale[ch] = 1;
+                continue;
+            }
+        }
+        if (st->factor == 1) {
+            run_1x(st, ch, x, NULL, 0, frames);
+            continue;
+        }
+        for (uint32_t off = 0; off < frames; off += TP_CHUNK) {
+            uint32_t n = frames - off < TP_CHUNK ? frames - off : TP_CHUNK;
+            st->chunk(st, ch, x + off, NULL, 0, n);
+        }
+    }
+    return frames;
+}
+
 #else /* TP_TEMPLATE: the vector kernels, included twice by the part above */
 
 /* TP_W floats per vector; names get the suffix TP_SFX, functions the attribute TP_TARGET. */
