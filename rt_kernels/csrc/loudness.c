@@ -96,20 +96,29 @@ enum { KW_X1, KW_X2, KW_Y1, KW_Y2, KW_Z1, KW_Z2, KW_STATE };
  *   KP_E    e[-2], e[-1] (pairs), then the frames of the current block received so far
  *           (up to KB_FRAMES - 1), e = x[n] - x[n-1]
  *   KP_ACC  the sums of squares of the current tick, lane 2 t + c for frame t of a block
- *           (t < KB_FRAMES; 16 doubles, the rest stays 0) */
-#define KB_FRAMES 6u
+ *           (KB_LANES doubles, the last four stay 0) */
+#define KB_FRAMES 10u
 #define KB_HIST 2u    /* frames of e before a block that its outputs read */
 #define KB_CAP 512u   /* frames converted per pass into the scratch (a whole tick below 51.2 kHz) */
-#define KB_ROWS (4u + KB_HIST + KB_FRAMES) /* coefficient rows: the 4 state values, then e[-2..5] */
-enum { KP_S = 0, KP_XL = 8, KP_E = 10, KP_ACC = KP_E + 2 * (KB_HIST + KB_FRAMES - 1), KP_STATE = KP_ACC + 16 };
+#define KB_ROWS (4u + KB_HIST + KB_FRAMES) /* coefficient rows: the 4 state values, then e[-2..9] */
+#define KB_LANES (2u * KB_FRAMES + 4u)    /* per row: z of frames 0..9, then v[8], v[9] (pairs) */
+#define KB_TAIL (KB_ROWS * KB_LANES)      /* then per r = 1..9, KB_ROWS rows of 8: the state after r frames */
+#define KB_COEFS (KB_TAIL + (KB_FRAMES - 1) * KB_ROWS * 8)
+enum { KP_S = 0, KP_XL = 8, KP_E = 10, KP_ACC = KP_E + 2 * (KB_HIST + KB_FRAMES - 1), KP_STATE = KP_ACC + KB_LANES };
 
 /* Converts n frames of channels a and b (b NULL: zeros) to first differences, pairs of
  * doubles at e (xl: the pair before, updated); mx[c] = the largest bit pattern of |x| of
  * each channel (NaN above +inf above any finite value). */
 typedef void (*kb_convert_fn)(const float *a, const float *b, uint32_t n, double *e, double *xl, uint32_t mx[2]);
-/* Filters nb whole blocks whose first frame is at e (e[-4..-1]: the two frames before);
- * updates s (KP_S) and acc (KP_ACC). */
-typedef void (*kb_blocks_fn)(const double *kb, const double *e, uint32_t nb, double *s, double *acc);
+/* Filters nb whole blocks whose first frame is at e (e[-4..-1]: the two frames before),
+ * then, if tail > 0, the tick's last `tail` frames (e zero after them).  flags: KB_FLUSH,
+ * the first frames of a tick (the state is flushed first, rt_flush_tiny); KB_END, the
+ * tick ends here (the lane sums of each channel go to sums[c], in a fixed order, and are
+ * cleared).  Updates s (KP_S) and acc (KP_ACC). */
+typedef void (*kb_blocks_fn)(const double *kb, const double *e, uint32_t nb, uint32_t tail, uint32_t flags,
+                             double *s, double *acc, double *sums);
+#define KB_FLUSH 1u
+#define KB_END 2u
 
 struct rt_loudness {
     uint32_t channels;
@@ -128,11 +137,12 @@ struct rt_loudness {
     /* vector paths (level 3, 4): block form, see kb_design */
     int level;                      /* rt_cpu_level() at create */
     uint32_t pairs;                 /* weighted channels two by two (the odd one with zeros) */
-    double *kb;                     /* KB_ROWS x 16 coefficients, 64-byte aligned */
+    double *kb;                     /* KB_COEFS coefficients (kb_design), 64-byte aligned */
     double *pair;                   /* per pair, KP_STATE doubles */
     double *xs;                     /* scratch: 2 * (KB_HIST + KB_FRAMES + KB_CAP) doubles */
     kb_convert_fn convert;
     kb_blocks_fn filter;
+    uint32_t kb_tick_start;         /* no block of the current tick computed yet */
 
     /* time base */
     uint32_t tick;                  /* index of the current tick in its hop */
@@ -308,13 +318,14 @@ int rt_loudness_k_weighting(double sample_rate, double c[10])
  * before it.  The input first goes through the first difference e = x[n] - x[n-1] (one of
  * the high-pass's two zeros at DC): then the shelf gives v = (1 - q) y (q the unit
  * delay, y the shelf output of weigh()) and the high-pass's rest gives z = (v - v[-1]) -
- * c1 z[-1] - c2 z[-2], the same z.  Unrolled over the six frames t = 0..5 of a block,
+ * c1 z[-1] - c2 z[-2], the same z.  Unrolled over the ten frames t = 0..9 of a block,
  *     z[t] = A[t] . (v[-1], v[-2], z[-1], z[-2]) + sum_{j=-2..t} B[t][j] e[j],
- * and likewise v[4], v[5], the state of the next block.  A and B are the sections' own
+ * and likewise v[8], v[9], the state of the next block.  A and B are the sections' own
  * responses to their state and inputs (computed once, in long double).  So each output
  * is one fixed sum of products, a vector holds several frames of both channels, and only
- * four values per channel go from block to block (one dependent chain of three vector
- * operations per six frames, instead of one multiply-add per frame).
+ * four values per channel go from block to block: one dependent chain of a shuffle and
+ * three vector operations per ten frames, instead of a multiply-add per frame.  (Ten:
+ * shorter blocks wait on that chain, longer ones spend more on the growing sums.)
  * Why this form: it keeps each section's own state, and the input reaches the recursions
  * without its DC.  The shorter alternative, z[t] from z[-4..-1] and x[-4..t] (the two
  * sections as one fourth-order direct form), is ill-conditioned here: with the high-pass
@@ -322,10 +333,10 @@ int rt_loudness_k_weighting(double sample_rate, double c[10])
  * within 1e-11 of a long-double cascade on DC-heavy material (tests/test_loudness_paths.py).
  * Arithmetic, per lane (both vector widths, so the two give the same bits): frames 0..3:
  * u = B[-2] e[-2], u += B[j] e[j] for j = -1..3, then u += A_z2 z[-2], A_z1 z[-1],
- * A_v2 v[-2], A_v1 v[-1], all fused multiply-adds; frames 4, 5 and v[4], v[5] (which the
- * next block waits for): the same with j up to 5, then (u + A_z2 z[-2] + A_v2 v[-2]) +
- * (A_z1 z[-1] + A_v1 v[-1]); the squares of frames 0..5 are added to the lane sums
- * (fused).  Terms with j > t have B = 0 and add nothing. */
+ * A_v2 v[-2], A_v1 v[-1], all fused multiply-adds; frames 4..7: the same with j up to 7;
+ * frames 8, 9 and v[8], v[9] (which the next block waits for): j up to 9, then
+ * (u + A_z2 z[-2] + A_v2 v[-2]) + (A_z1 z[-1] + A_v1 v[-1]); the squares of frames 0..9
+ * are added to the lane sums (fused).  Terms with j > t have B = 0 and add nothing. */
 
 static void kb_design(const double kn[7], double *kb)
 {
@@ -341,18 +352,26 @@ static void kb_design(const double kn[7], double *kb)
             v[f][k] = e[f][k] + p1 * e[f - 1][k] + p2 * e[f - 2][k] - a2 * v[f - 2][k] - a1 * v[f - 1][k];
             z[f][k] = (v[f][k] - v[f - 1][k]) - c2 * z[f - 2][k] - c1 * z[f - 1][k];
         }
-    /* lane 2 s + c of a row: slot s = frame s (z) for s < 6, v[4], v[5] for s = 6, 7 */
+    /* lane 2 s + c of a row: slot s = frame s (z) for s < 10, then v[8], v[9] */
     for (uint32_t k = 0; k < KB_ROWS; k++)
         for (uint32_t c = 0; c < 2; c++) {
-            for (uint32_t t = 0; t < KB_FRAMES; t++) kb[k * 16 + 2 * t + c] = (double)z[KB_HIST + t][k];
-            kb[k * 16 + 12 + c] = (double)v[KB_HIST + 4][k];
-            kb[k * 16 + 14 + c] = (double)v[KB_HIST + 5][k];
+            for (uint32_t t = 0; t < KB_FRAMES; t++) kb[k * KB_LANES + 2 * t + c] = (double)z[KB_HIST + t][k];
+            kb[k * KB_LANES + 2 * KB_FRAMES + c] = (double)v[KB_HIST + KB_FRAMES - 2][k];
+            kb[k * KB_LANES + 2 * KB_FRAMES + 2 + c] = (double)v[KB_HIST + KB_FRAMES - 1][k];
+            /* the state after the first r frames: z[r-2], z[r-1], v[r-2], v[r-1] */
+            for (uint32_t r = 1; r < KB_FRAMES; r++) {
+                double *row = kb + KB_TAIL + ((r - 1) * KB_ROWS + k) * 8;
+                row[c] = (double)z[KB_HIST + r - 2][k];
+                row[2 + c] = (double)z[KB_HIST + r - 1][k];
+                row[4 + c] = (double)v[KB_HIST + r - 2][k];
+                row[6 + c] = (double)v[KB_HIST + r - 1][k];
+            }
         }
 }
 
 #ifdef KB_X86
-/* x86-64-v4: one vector holds frames 0..3 of a block, the other frames 4, 5 and v[4],
- * v[5], both channels (8 doubles). */
+/* x86-64-v4: three vectors hold frames 0..3, 4..7, then 8, 9 and v[8], v[9] of a block,
+ * both channels (8 doubles). */
 __attribute__((target("arch=x86-64-v4")))
 static void kb_convert_v4(const float *a, const float *b, uint32_t n, double *e, double *xl, uint32_t mx[2])
 {
@@ -416,42 +435,86 @@ static inline __m512d kb_pair8(const double *p)
     return r;
 }
 
-__attribute__((target("arch=x86-64-v4")))
-static void kb_blocks_v4(const double *restrict kb, const double *restrict e, uint32_t nb, double *restrict s,
-                         double *restrict acc)
+/* The state of both channels, each value in every pair of lanes. */
+#define KB_STATE4(st, z2, z1, v2, v1)                                                   \
+    const __m512d z2 = _mm512_shuffle_f64x2(st, st, 0x00), z1 = _mm512_shuffle_f64x2(st, st, 0x55); \
+    const __m512d v2 = _mm512_shuffle_f64x2(st, st, 0xaa), v1 = _mm512_shuffle_f64x2(st, st, 0xff)
+#define KB_ROW8(k, w) _mm512_load_pd(kb + (k) * KB_LANES + 8 * (w))
+
+/* One block (e: its first frame): z of frames 0..3 in u[0], 4..7 in u[1], 8 9 v8 v9 in u[2]. */
+__attribute__((target("arch=x86-64-v4"), always_inline))
+static inline void kb_block_v4(const double *restrict kb, const double *restrict e, __m512d st, __m512d u[3])
 {
-    __m512d k0[KB_ROWS], k1[KB_ROWS]; /* the coefficient rows for the two vectors */
+    __m512d ej = kb_pair8(e - 4);
+    __m512d u0 = _mm512_mul_pd(KB_ROW8(4, 0), ej), u1 = _mm512_mul_pd(KB_ROW8(4, 1), ej);
+    __m512d u2 = _mm512_mul_pd(KB_ROW8(4, 2), ej);
     #pragma GCC unroll 16
-    for (uint32_t k = 0; k < KB_ROWS; k++) {
-        k0[k] = _mm512_loadu_pd(kb + k * 16);
-        k1[k] = _mm512_loadu_pd(kb + k * 16 + 8);
+    for (uint32_t k = 5; k < KB_ROWS; k++) {
+        ej = kb_pair8(e + 2 * ((int)k - 6));
+        if (k < 10) u0 = _mm512_fmadd_pd(KB_ROW8(k, 0), ej, u0); /* frames 0..3 read e[-2..3] */
+        if (k < 14) u1 = _mm512_fmadd_pd(KB_ROW8(k, 1), ej, u1); /* frames 4..7 read e[-2..7] */
+        u2 = _mm512_fmadd_pd(KB_ROW8(k, 2), ej, u2);
     }
+    KB_STATE4(st, z2, z1, v2, v1);
+    u[0] = _mm512_fmadd_pd(KB_ROW8(0, 0), v1, _mm512_fmadd_pd(KB_ROW8(1, 0), v2,
+           _mm512_fmadd_pd(KB_ROW8(2, 0), z1, _mm512_fmadd_pd(KB_ROW8(3, 0), z2, u0))));
+    u[1] = _mm512_fmadd_pd(KB_ROW8(0, 1), v1, _mm512_fmadd_pd(KB_ROW8(1, 1), v2,
+           _mm512_fmadd_pd(KB_ROW8(2, 1), z1, _mm512_fmadd_pd(KB_ROW8(3, 1), z2, u1))));
+    u[2] = _mm512_add_pd(_mm512_fmadd_pd(KB_ROW8(1, 2), v2, _mm512_fmadd_pd(KB_ROW8(3, 2), z2, u2)),
+                         _mm512_fmadd_pd(KB_ROW8(0, 2), v1, _mm512_mul_pd(KB_ROW8(2, 2), z1)));
+}
+
+__attribute__((target("arch=x86-64-v4")))
+static void kb_blocks_v4(const double *restrict kb, const double *restrict e, uint32_t nb, uint32_t tail,
+                         uint32_t flags, double *restrict s, double *restrict acc, double *restrict sums)
+{
     __m512d st = _mm512_loadu_pd(s), s0 = _mm512_loadu_pd(acc), s1 = _mm512_loadu_pd(acc + 8);
+    __m512d s2 = _mm512_loadu_pd(acc + 16), u[3];
+    if (flags & KB_FLUSH) {
+        const __mmask8 tiny = _mm512_cmp_pd_mask(_mm512_abs_pd(st), _mm512_set1_pd(RT_STATE_FLOOR), _CMP_LT_OQ);
+        st = _mm512_mask_mov_pd(st, tiny, _mm512_setzero_pd());
+    }
     for (uint32_t blk = 0; blk < nb; blk++, e += 2 * KB_FRAMES) {
-        __m512d ej = kb_pair8(e - 4);
-        __m512d u0 = _mm512_mul_pd(k0[4], ej), u1 = _mm512_mul_pd(k1[4], ej);
-        #pragma GCC unroll 16
-        for (uint32_t k = 5; k < KB_ROWS; k++) {
-            ej = kb_pair8(e + 2 * ((int)k - 6));
-            if (k < 10) u0 = _mm512_fmadd_pd(k0[k], ej, u0); /* frames 0..3 read e[-2..3] */
-            u1 = _mm512_fmadd_pd(k1[k], ej, u1);
-        }
-        /* the state of both channels, each value in every pair of lanes */
-        const __m512d z2 = _mm512_shuffle_f64x2(st, st, 0x00), z1 = _mm512_shuffle_f64x2(st, st, 0x55);
-        const __m512d v2 = _mm512_shuffle_f64x2(st, st, 0xaa), v1 = _mm512_shuffle_f64x2(st, st, 0xff);
-        u0 = _mm512_fmadd_pd(k0[0], v1, _mm512_fmadd_pd(k0[1], v2, _mm512_fmadd_pd(k0[2], z1, _mm512_fmadd_pd(k0[3], z2, u0))));
-        u1 = _mm512_add_pd(_mm512_fmadd_pd(k1[1], v2, _mm512_fmadd_pd(k1[3], z2, u1)),
-                           _mm512_fmadd_pd(k1[0], v1, _mm512_mul_pd(k1[2], z1)));
-        s0 = _mm512_fmadd_pd(u0, u0, s0);
-        s1 = _mm512_mask3_fmadd_pd(u1, u1, s1, 0x0f); /* frames 4, 5 only */
-        st = u1;
+        kb_block_v4(kb, e, st, u);
+        s0 = _mm512_fmadd_pd(u[0], u[0], s0);
+        s1 = _mm512_fmadd_pd(u[1], u[1], s1);
+        s2 = _mm512_mask3_fmadd_pd(u[2], u[2], s2, 0x0f); /* frames 8, 9 only */
+        st = u[2];
+    }
+    if (tail) {
+        /* the outputs of the first `tail` frames as in a block (the zeros after them change
+         * none), then the state after them from its own rows */
+        kb_block_v4(kb, e, st, u);
+        const uint32_t r0 = tail < 4 ? tail : 4, r1 = tail < 4 ? 0 : tail - 4 < 4 ? tail - 4 : 4;
+        const uint32_t r2 = tail < 8 ? 0 : tail - 8;
+        s0 = _mm512_mask3_fmadd_pd(u[0], u[0], s0, (__mmask8)((1u << (2 * r0)) - 1));
+        s1 = _mm512_mask3_fmadd_pd(u[1], u[1], s1, (__mmask8)((1u << (2 * r1)) - 1));
+        s2 = _mm512_mask3_fmadd_pd(u[2], u[2], s2, (__mmask8)((1u << (2 * r2)) - 1));
+        const double *t = kb + KB_TAIL + (tail - 1) * KB_ROWS * 8;
+        __m512d w = _mm512_mul_pd(_mm512_load_pd(t + 4 * 8), kb_pair8(e - 4));
+        for (uint32_t k = 5; k < 6 + tail; k++) w = _mm512_fmadd_pd(_mm512_load_pd(t + k * 8), kb_pair8(e + 2 * ((int)k - 6)), w);
+        KB_STATE4(st, z2, z1, v2, v1);
+        st = _mm512_add_pd(_mm512_fmadd_pd(_mm512_load_pd(t + 8), v2, _mm512_fmadd_pd(_mm512_load_pd(t + 24), z2, w)),
+                           _mm512_fmadd_pd(_mm512_load_pd(t), v1, _mm512_mul_pd(_mm512_load_pd(t + 16), z1)));
+    }
+    if (flags & KB_END) {
+        /* per channel: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), plus (l8 + l9) */
+        const __m512d t4 = _mm512_add_pd(s0, s1);
+        const __m256d t2 = _mm256_add_pd(_mm512_castpd512_pd256(t4), _mm512_extractf64x4_pd(t4, 1));
+        const __m128d t1 = _mm_add_pd(_mm256_castpd256_pd128(t2), _mm256_extractf128_pd(t2, 1));
+        const __m256d l89 = _mm512_castpd512_pd256(s2);
+        const __m128d tail89 = _mm_add_pd(_mm256_castpd256_pd128(l89), _mm256_extractf128_pd(l89, 1));
+        _mm_storeu_pd(sums, _mm_add_pd(t1, tail89));
+        s0 = s1 = s2 = _mm512_setzero_pd();
     }
     _mm512_storeu_pd(s, st);
     _mm512_storeu_pd(acc, s0);
     _mm512_storeu_pd(acc + 8, s1);
+    _mm512_storeu_pd(acc + 16, s2);
 }
+#undef KB_ROW8
 
-/* x86-64-v3: four vectors of two slots each (frames 0 1, 2 3, 4 5, then v[4] v[5]); the
+/* x86-64-v3: six vectors of two slots each (frames 0 1, .., 8 9, then v[8] v[9]); the
  * same operations per lane as kb_blocks_v4. */
 __attribute__((target("arch=x86-64-v3")))
 static void kb_convert_v3(const float *a, const float *b, uint32_t n, double *e, double *xl, uint32_t mx[2])
@@ -505,76 +568,89 @@ static void kb_convert_v3(const float *a, const float *b, uint32_t n, double *e,
     mx[1] = mb;
 }
 
-__attribute__((target("arch=x86-64-v3")))
-static void kb_blocks_v3(const double *restrict kb, const double *restrict e, uint32_t nb, double *restrict s,
-                         double *restrict acc)
+#define KB_ROW4(k, w) _mm256_load_pd(kb + (k) * KB_LANES + 4 * (w))
+#define KB_PAIR4(p) _mm256_broadcast_pd((const __m128d *)(p))
+
+/* One block: frames 2w, 2w + 1 in u[w] for w < 5, v8 v9 in u[5]; zs, vs: the state. */
+__attribute__((target("arch=x86-64-v3"), always_inline))
+static inline void kb_block_v3(const double *restrict kb, const double *restrict e, __m256d zs, __m256d vs, __m256d u[6])
 {
-    __m256d zs = _mm256_loadu_pd(s), vs = _mm256_loadu_pd(s + 4), sq[3], u[4];
-    for (uint32_t w = 0; w < 3; w++) sq[w] = _mm256_loadu_pd(acc + 4 * w);
+    __m256d ej = KB_PAIR4(e - 4);
+    #pragma GCC unroll 6
+    for (uint32_t w = 0; w < 6; w++) u[w] = _mm256_mul_pd(KB_ROW4(4, w), ej);
+    #pragma GCC unroll 16
+    for (uint32_t k = 5; k < KB_ROWS; k++) {
+        ej = KB_PAIR4(e + 2 * ((int)k - 6));
+        #pragma GCC unroll 6
+        for (uint32_t w = k < 10 ? 0 : k < 14 ? 2 : 4; w < 6; w++) u[w] = _mm256_fmadd_pd(KB_ROW4(k, w), ej, u[w]);
+    }
+    const __m256d z2 = _mm256_permute2f128_pd(zs, zs, 0x00), z1 = _mm256_permute2f128_pd(zs, zs, 0x11);
+    const __m256d v2 = _mm256_permute2f128_pd(vs, vs, 0x00), v1 = _mm256_permute2f128_pd(vs, vs, 0x11);
+    #pragma GCC unroll 6
+    for (uint32_t w = 0; w < 6; w++) {
+        if (w < 4) {
+            u[w] = _mm256_fmadd_pd(KB_ROW4(0, w), v1, _mm256_fmadd_pd(KB_ROW4(1, w), v2,
+                   _mm256_fmadd_pd(KB_ROW4(2, w), z1, _mm256_fmadd_pd(KB_ROW4(3, w), z2, u[w]))));
+        } else {
+            u[w] = _mm256_add_pd(_mm256_fmadd_pd(KB_ROW4(1, w), v2, _mm256_fmadd_pd(KB_ROW4(3, w), z2, u[w])),
+                                 _mm256_fmadd_pd(KB_ROW4(0, w), v1, _mm256_mul_pd(KB_ROW4(2, w), z1)));
+        }
+    }
+}
+
+__attribute__((target("arch=x86-64-v3")))
+static void kb_blocks_v3(const double *restrict kb, const double *restrict e, uint32_t nb, uint32_t tail,
+                         uint32_t flags, double *restrict s, double *restrict acc, double *restrict sums)
+{
+    __m256d zs = _mm256_loadu_pd(s), vs = _mm256_loadu_pd(s + 4), sq[5], u[6];
+    for (uint32_t w = 0; w < 5; w++) sq[w] = _mm256_loadu_pd(acc + 4 * w);
+    if (flags & KB_FLUSH) {
+        const __m256d floor = _mm256_set1_pd(RT_STATE_FLOOR), magnitude = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
+        zs = _mm256_andnot_pd(_mm256_cmp_pd(_mm256_and_pd(zs, magnitude), floor, _CMP_LT_OQ), zs);
+        vs = _mm256_andnot_pd(_mm256_cmp_pd(_mm256_and_pd(vs, magnitude), floor, _CMP_LT_OQ), vs);
+    }
     for (uint32_t blk = 0; blk < nb; blk++, e += 2 * KB_FRAMES) {
-        __m256d ej = _mm256_broadcast_pd((const __m128d *)(e - 4));
-        #pragma GCC unroll 4
-        for (uint32_t w = 0; w < 4; w++) u[w] = _mm256_mul_pd(_mm256_loadu_pd(kb + 4 * 16 + 4 * w), ej);
-        #pragma GCC unroll 16
-        for (uint32_t k = 5; k < KB_ROWS; k++) {
-            ej = _mm256_broadcast_pd((const __m128d *)(e + 2 * ((int)k - 6)));
-            #pragma GCC unroll 4
-            for (uint32_t w = k < 10 ? 0 : 2; w < 4; w++)
-                u[w] = _mm256_fmadd_pd(_mm256_loadu_pd(kb + k * 16 + 4 * w), ej, u[w]);
+        kb_block_v3(kb, e, zs, vs, u);
+        #pragma GCC unroll 5
+        for (uint32_t w = 0; w < 5; w++) sq[w] = _mm256_fmadd_pd(u[w], u[w], sq[w]);
+        zs = u[4];
+        vs = u[5];
+    }
+    if (tail) { /* as kb_blocks_v4 */
+        kb_block_v3(kb, e, zs, vs, u);
+        for (uint32_t w = 0; w < 5; w++) { /* frames >= tail add +0 (as the masked lanes of v4 add nothing) */
+            const int64_t f0 = 2 * w < tail ? -1 : 0, f1 = 2 * w + 1 < tail ? -1 : 0;
+            const __m256d uw = _mm256_and_pd(u[w], _mm256_castsi256_pd(_mm256_set_epi64x(f1, f1, f0, f0)));
+            sq[w] = _mm256_fmadd_pd(uw, uw, sq[w]);
+        }
+        const double *t = kb + KB_TAIL + (tail - 1) * KB_ROWS * 8;
+        __m256d wz = _mm256_mul_pd(_mm256_load_pd(t + 4 * 8), KB_PAIR4(e - 4)), wv = _mm256_mul_pd(_mm256_load_pd(t + 4 * 8 + 4), KB_PAIR4(e - 4));
+        for (uint32_t k = 5; k < 6 + tail; k++) {
+            const __m256d ej = KB_PAIR4(e + 2 * ((int)k - 6));
+            wz = _mm256_fmadd_pd(_mm256_load_pd(t + k * 8), ej, wz);
+            wv = _mm256_fmadd_pd(_mm256_load_pd(t + k * 8 + 4), ej, wv);
         }
         const __m256d z2 = _mm256_permute2f128_pd(zs, zs, 0x00), z1 = _mm256_permute2f128_pd(zs, zs, 0x11);
         const __m256d v2 = _mm256_permute2f128_pd(vs, vs, 0x00), v1 = _mm256_permute2f128_pd(vs, vs, 0x11);
-        #pragma GCC unroll 4
-        for (uint32_t w = 0; w < 4; w++) {
-            const double *k = kb + 4 * w;
-            if (w < 2) {
-                u[w] = _mm256_fmadd_pd(_mm256_loadu_pd(k + 48), z2, u[w]);
-                u[w] = _mm256_fmadd_pd(_mm256_loadu_pd(k + 32), z1, u[w]);
-                u[w] = _mm256_fmadd_pd(_mm256_loadu_pd(k + 16), v2, u[w]);
-                u[w] = _mm256_fmadd_pd(_mm256_loadu_pd(k), v1, u[w]);
-            } else {
-                u[w] = _mm256_add_pd(_mm256_fmadd_pd(_mm256_loadu_pd(k + 16), v2, _mm256_fmadd_pd(_mm256_loadu_pd(k + 48), z2, u[w])),
-                                     _mm256_fmadd_pd(_mm256_loadu_pd(k), v1, _mm256_mul_pd(_mm256_loadu_pd(k + 32), z1)));
-            }
-        }
-        #pragma GCC unroll 3
-        for (uint32_t w = 0; w < 3; w++) sq[w] = _mm256_fmadd_pd(u[w], u[w], sq[w]);
-        zs = u[2];
-        vs = u[3];
+        zs = _mm256_add_pd(_mm256_fmadd_pd(_mm256_load_pd(t + 8), v2, _mm256_fmadd_pd(_mm256_load_pd(t + 24), z2, wz)),
+                           _mm256_fmadd_pd(_mm256_load_pd(t), v1, _mm256_mul_pd(_mm256_load_pd(t + 16), z1)));
+        vs = _mm256_add_pd(_mm256_fmadd_pd(_mm256_load_pd(t + 12), v2, _mm256_fmadd_pd(_mm256_load_pd(t + 28), z2, wv)),
+                           _mm256_fmadd_pd(_mm256_load_pd(t + 4), v1, _mm256_mul_pd(_mm256_load_pd(t + 20), z1)));
+    }
+    if (flags & KB_END) { /* the order of kb_blocks_v4 */
+        const __m256d t2 = _mm256_add_pd(_mm256_add_pd(sq[0], sq[2]), _mm256_add_pd(sq[1], sq[3]));
+        const __m128d t1 = _mm_add_pd(_mm256_castpd256_pd128(t2), _mm256_extractf128_pd(t2, 1));
+        const __m128d tail89 = _mm_add_pd(_mm256_castpd256_pd128(sq[4]), _mm256_extractf128_pd(sq[4], 1));
+        _mm_storeu_pd(sums, _mm_add_pd(t1, tail89));
+        for (uint32_t w = 0; w < 5; w++) sq[w] = _mm256_setzero_pd();
     }
     _mm256_storeu_pd(s, zs);
     _mm256_storeu_pd(s + 4, vs);
-    for (uint32_t w = 0; w < 3; w++) _mm256_storeu_pd(acc + 4 * w, sq[w]);
+    for (uint32_t w = 0; w < 5; w++) _mm256_storeu_pd(acc + 4 * w, sq[w]);
 }
+#undef KB_ROW4
+#undef KB_PAIR4
 #endif /* KB_X86 */
-
-/* The last frames of a tick when they do not fill a block (r < KB_FRAMES): the two
- * sections frame by frame from the block state, in plain C (always this code for these
- * frames, whatever the block split).  e: the frames, with e[-2], e[-1] before them. */
-static void kb_tail(const double *kn, double *ps, const double *e, uint32_t r, int has_b)
-{
-    const double p1 = kn[0], p2 = kn[1], a1 = kn[2], a2 = kn[3], c1 = kn[4], c2 = kn[5];
-    double *s = ps + KP_S, *acc = ps + KP_ACC;
-    for (int c = 0; c < 1 + (has_b != 0); c++) {
-        double z2 = s[c], z1 = s[2 + c], v2 = s[4 + c], v1 = s[6 + c], e2 = e[c - 4], e1 = e[c - 2];
-        for (int t = 0; t < (int)r; t++) {
-            const double et = e[2 * t + c];
-            const double v = et + p1 * e1 + p2 * e2 - a2 * v2 - a1 * v1;
-            const double z = (v - v1) - c2 * z2 - c1 * z1;
-            acc[2 * t + c] += z * z;
-            e2 = e1;
-            e1 = et;
-            v2 = v1;
-            v1 = v;
-            z2 = z1;
-            z1 = z;
-        }
-        s[c] = z2;
-        s[2 + c] = z1;
-        s[4 + c] = v2;
-        s[6 + c] = v1;
-    }
-}
 
 /* ---- lifecycle --------------------------------------------------------------------- */
 
@@ -639,7 +715,7 @@ rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const dou
 #endif
     if (st->level) {
         st->pairs = (st->weighted + 1) / 2;
-        st->kb = aligned_alloc(64, sizeof(double) * KB_ROWS * 16);
+        st->kb = aligned_alloc(64, sizeof(double) * KB_COEFS);
         st->pair = calloc((size_t)st->pairs * KP_STATE, sizeof(double));
         st->xs = calloc(2 * (KB_HIST + KB_FRAMES + KB_CAP), sizeof(double));
         if (!st->kb || !st->pair || !st->xs) {
@@ -676,6 +752,7 @@ void rt_loudness_reset(rt_loudness *st)
     memset(st->acc, 0, sizeof(double) * st->channels);
     memset(st->peak, 0, sizeof(float) * st->channels);
     if (st->pair) memset(st->pair, 0, sizeof(double) * st->pairs * KP_STATE);
+    st->kb_tick_start = 1;
     memset(st->ring, 0, sizeof st->ring);
     st->ring_pos = 0;
     st->tick = 0;
@@ -817,18 +894,19 @@ static float finite_peak(const float *x, uint32_t n, float peak)
 /* Vector paths: K-weights one tick segment, frames [off, off + n) of the call, of every
  * weighted channel (pairs), and leaves each channel's max |x| bits in segmax.  The frames
  * of an incomplete block wait in the pair's state for the next call, unless the tick ends
- * here (kb_tail). */
+ * here: then they are the tick's tail (kb_blocks_fn). */
 static void weigh_blocks(rt_loudness *st, const float *const *in, uint32_t off, uint32_t n, int ends_tick)
 {
     const uint32_t pending = (st->tick_frames[st->tick] - st->tick_left) % KB_FRAMES;
     double *xs = st->xs; /* e of frame f of the current block at xs + 2 (KB_HIST + f) */
+    int computed = 0;
     for (uint32_t k = 0; k < st->weighted; k += 2) {
         const uint32_t a = st->order[k], b = k + 1 < st->weighted ? st->order[k + 1] : a;
         const int has_b = k + 1 < st->weighted;
         double *ps = st->pair + (size_t)(k / 2) * KP_STATE;
         memcpy(xs, ps + KP_E, sizeof(double) * 2 * (KB_HIST + pending));
-        uint32_t have = pending, done = 0, ma = 0, mb = 0;
-        while (done < n) {
+        uint32_t have = pending, done = 0, ma = 0, mb = 0, flags = st->kb_tick_start ? KB_FLUSH : 0;
+        do {
             const uint32_t m = n - done < KB_CAP - have ? n - done : KB_CAP - have;
             uint32_t mx[2];
             st->convert(in[a] + off + done, has_b ? in[b] + off + done : NULL, m, xs + 2 * (KB_HIST + have),
@@ -838,21 +916,32 @@ static void weigh_blocks(rt_loudness *st, const float *const *in, uint32_t off, 
             have += m;
             done += m;
             const uint32_t nb = have / KB_FRAMES;
-            if (nb) {
-                st->filter(st->kb, xs + 2 * KB_HIST, nb, ps + KP_S, ps + KP_ACC);
-                have -= nb * KB_FRAMES;
-                memmove(xs, xs + 2 * KB_FRAMES * nb, sizeof(double) * 2 * (KB_HIST + have));
+            uint32_t tail = 0;
+            if (done == n && ends_tick) {
+                flags |= KB_END;
+                tail = have - nb * KB_FRAMES;
+                memset(xs + 2 * (KB_HIST + have), 0, sizeof(double) * 2 * (KB_FRAMES - tail));
             }
-        }
-        if (ends_tick && have) {
-            kb_tail(st->kn, ps, xs + 2 * KB_HIST, have, has_b);
-            memmove(xs, xs + 2 * have, sizeof(double) * 2 * KB_HIST);
-            have = 0;
-        }
+            if (nb || (flags & KB_END)) {
+                double sums[2];
+                st->filter(st->kb, xs + 2 * KB_HIST, nb, tail, flags, ps + KP_S, ps + KP_ACC, sums);
+                if (flags & KB_END) {
+                    st->acc[a] = sums[0];
+                    if (has_b) st->acc[b] = sums[1];
+                }
+                if (nb || tail) {
+                    flags &= ~KB_FLUSH;
+                    computed = 1;
+                }
+                have -= nb * KB_FRAMES + tail;
+                memmove(xs, xs + 2 * (KB_FRAMES * nb + tail), sizeof(double) * 2 * (KB_HIST + have));
+            }
+        } while (done < n);
         memcpy(ps + KP_E, xs, sizeof(double) * 2 * (KB_HIST + have));
         st->segmax[a] = ma;
         if (has_b) st->segmax[b] = mb;
     }
+    if (computed) st->kb_tick_start = 0;
 }
 
 /* ---- per-tick and per-hop work ----------------------------------------------------- */
@@ -914,15 +1003,6 @@ static void end_of_hop(rt_loudness *st)
 
 static void end_of_tick(rt_loudness *st)
 {
-    for (uint32_t k = 0; k < st->pairs; k++) {
-        /* vector paths: each channel's eight lane sums, in a fixed order */
-        double *acc = st->pair + (size_t)k * KP_STATE + KP_ACC;
-        for (uint32_t c = 0; c < 2 && 2 * k + c < st->weighted; c++) {
-            const double *l = acc + c; /* frames 0..5 of the blocks */
-            st->acc[st->order[2 * k + c]] = ((l[0] + l[2]) + (l[4] + l[6])) + (l[8] + l[10]);
-        }
-        memset(acc, 0, sizeof(double) * 2 * KB_FRAMES);
-    }
     double tick_energy = 0.0;
     for (uint32_t ch = 0; ch < st->channels; ch++) {
         if (st->weight[ch] > 0.0) tick_energy += st->weight[ch] * (st->kn[6] * st->acc[ch]);
@@ -933,15 +1013,13 @@ static void end_of_tick(rt_loudness *st)
         /* Non-finite input reached the K-filter: forget it, count it. */
         tick_energy = 0.0;
         memset(s, 0, sizeof(double) * st->channels * KW_STATE);
+        /* (vector paths: the state, x[-1], e[-2..-1]; no frame is pending at a tick's end) */
         for (uint32_t k = 0; k < st->pairs; k++) memset(st->pair + (size_t)k * KP_STATE, 0, sizeof(double) * KP_ACC);
         st->nonfinite_ticks++;
     } else {
         for (uint32_t i = 0; i < st->channels * KW_STATE; i++) s[i] = rt_flush_tiny(s[i]);
-        for (uint32_t k = 0; k < st->pairs; k++) {
-            double *ps = st->pair + (size_t)k * KP_STATE; /* state, x[-1], e[-2..-1]: no frame pending */
-            for (uint32_t i = 0; i < KP_E + 2 * KB_HIST; i++) ps[i] = rt_flush_tiny(ps[i]);
-        }
     }
+    st->kb_tick_start = 1; /* the vector paths flush their state before the next tick's first block */
 
     st->ring[st->ring_pos] = tick_energy;
     st->ring[st->ring_pos + RING_TICKS] = tick_energy;
