@@ -301,6 +301,8 @@ void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * 
 #include <immintrin.h>
 #endif
 
+typedef int32_t tp_v4i __attribute__((vector_size(16)));
+
 /* Keeps channel ch's history as tp_chunk keeps it for frames it computes nothing of (and
  * marks `last` stale: the refined envelope recomputes it from prev and hist). */
 static void tp_keep(rt_true_peak *st, uint32_t ch, const float *x, uint32_t frames)
@@ -330,10 +332,11 @@ static void tp_keep(rt_true_peak *st, uint32_t ch, const float *x, uint32_t fram
  * with one rounding, stays below mx - short_err W (the margins exceed that rounding, also
  * for the underflow of values below 1e-37: mx >= 1e-30 here).  NaN never raises the
  * maximum and is left out of both |y_short| and W (vrangeps returns the other operand). */
-__attribute__((target("arch=x86-64-v4")))
-static uint64_t tp_screen_v4(const rt_true_peak *st, const float *lin, uint32_t n, double mx)
+__attribute__((target("arch=x86-64-v4"), always_inline))
+static inline uint64_t tp_screen_tl(const rt_true_peak *st, const float *lin, uint32_t n, double mx, const uint32_t T,
+                                    const uint32_t L)
 {
-    const uint32_t T = st->taps, L = st->factor, k0 = T / 2 - TP_SHORT / 2;
+    const uint32_t k0 = T / 2 - TP_SHORT / 2;
     const float *coef = st->coef;
     const double limd = mx / (1.0 + 0x1p-20), ed = st->short_err * (1.0 + 0x1p-20);
     float limf = (float)limd, ef = (float)ed;
@@ -357,6 +360,19 @@ static uint64_t tp_screen_v4(const rt_true_peak *st, const float *lin, uint32_t 
         if (_mm512_cmp_ps_mask(ys, thr, _CMP_LT_OQ) != 0xffff) need |= 1ull << g;
     }
     return need;
+}
+
+/* tp_screen_tl for the default design (32 taps per phase), one body per factor; 0 for
+ * another design: screen nothing. */
+__attribute__((target("arch=x86-64-v4")))
+static uint64_t tp_screen_v4(const rt_true_peak *st, const float *lin, uint32_t n, double mx)
+{
+    if (st->taps != TP_TAPS_PER_PHASE) return ~0ull;
+    switch (st->factor) {
+    case 2: return tp_screen_tl(st, lin, n, mx, TP_TAPS_PER_PHASE, 2);
+    case 4: return tp_screen_tl(st, lin, n, mx, TP_TAPS_PER_PHASE, 4);
+    default: return tp_screen_tl(st, lin, n, mx, TP_TAPS_PER_PHASE, 8);
+    }
 }
 #endif
 
@@ -392,20 +408,37 @@ uint32_t rt_true_peak_process_bounded(rt_true_peak *st, const float *const *in, 
         }
         const uint32_t T = st->taps;
         if (mx > 0.0) {
+            /* tp_chunk's threshold: the largest float <= thr (thr > 0: one step down) */
             const double thr = mx / st->skip_bound;
             float thrf = (float)thr;
-            if ((double)thrf > thr) thrf = nextafterf(thrf, 0.0f);
+            if ((double)thrf > thr) {
+                uint32_t bits;
+                memcpy(&bits, &thrf, sizeof bits);
+                bits--;
+                memcpy(&thrf, &bits, sizeof bits);
+            }
             if (b < thrf) { /* (false for a NaN bound) */
+                /* the history's largest magnitude as bits (NaN above all: no skipping), four
+                 * at a time (T - 1 = 4 m + 3) */
                 const float *hist = st->hist + (size_t)ch * (T - 1);
-                int32_t thr_bits, hb = 0; /* the history's magnitudes as bits, NaN above all */
-                memcpy(&thr_bits, &thrf, sizeof thr_bits);
-                for (uint32_t k = 0; k + 1 < T; k++) {
-                    int32_t v;
+                tp_v4i hv = {0, 0, 0, 0};
+                uint32_t k = 0;
+                for (; k + 4 < T; k += 4) {
+                    tp_v4i v;
                     memcpy(&v, hist + k, sizeof v);
                     v &= 0x7fffffff;
-                    hb = v > hb ? v : hb;
+                    const tp_v4i gt = v > hv;
+                    hv = (v & gt) | (hv & ~gt);
                 }
-                if (hb < thr_bits) {
+                int32_t hb = 0, tb;
+                for (uint32_t q = 0; q < 4; q++) hb = hv[q] > hb ? hv[q] : hb;
+                for (; k + 1 < T; k++) {
+                    int32_t v;
+                    memcpy(&v, hist + k, sizeof v);
+                    hb = (v & 0x7fffffff) > hb ? v & 0x7fffffff : hb;
+                }
+                memcpy(&tb, &thrf, sizeof tb);
+                if (hb < tb) {
                     tp_keep(st, ch, x, frames);
                     continue;
                 }
