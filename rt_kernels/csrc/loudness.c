@@ -905,7 +905,7 @@ static void weigh_blocks(rt_loudness *st, const float *const *in, uint32_t off, 
         const int has_b = k + 1 < st->weighted;
         double *ps = st->pair + (size_t)(k / 2) * KP_STATE;
         memcpy(xs, ps + KP_E, sizeof(double) * 2 * (KB_HIST + pending));
-        uint32_t have = pending, done = 0, ma = 0, mb = 0, flags = st->kb_tick_start ? KB_FLUSH : 0;
+        uint32_t have = pending, done = 0, ma = 0, mb = 0, flags = st->kb_tick_start ? KB_FLUSH : 0, base = 0;
         do {
             const uint32_t m = n - done < KB_CAP - have ? n - done : KB_CAP - have;
             uint32_t mx[2];
@@ -934,10 +934,14 @@ static void weigh_blocks(rt_loudness *st, const float *const *in, uint32_t off, 
                     computed = 1;
                 }
                 have -= nb * KB_FRAMES + tail;
-                memmove(xs, xs + 2 * (KB_FRAMES * nb + tail), sizeof(double) * 2 * (KB_HIST + have));
+                base = 2 * (KB_FRAMES * nb + tail);
+            }
+            if (done < n && base) { /* the scratch holds KB_CAP frames: continue from its start */
+                memmove(xs, xs + base, sizeof(double) * 2 * (KB_HIST + have));
+                base = 0;
             }
         } while (done < n);
-        memcpy(ps + KP_E, xs, sizeof(double) * 2 * (KB_HIST + have));
+        memcpy(ps + KP_E, xs + base, sizeof(double) * 2 * (KB_HIST + have));
         st->segmax[a] = ma;
         if (has_b) st->segmax[b] = mb;
     }
