@@ -321,7 +321,8 @@ static void tp_keep(rt_true_peak *st, uint32_t ch, const float *x, uint32_t fram
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define TP_SCREEN 16u /* outputs per group of tp_screen_v4 */
+#define TP_SCREEN 16u       /* outputs per group of tp_screen_v4 */
+#define TP_SCREEN_SPAN 512u /* frames screened at once (a bit per group: <= 64 groups) */
 /* Which groups of TP_SCREEN outputs (frames 16 g .. 16 g + 15 of lin + T - 1, lin holding
  * the T - 1 samples before) may raise the maximum mx: bit g clear only when, for every
  * output of the group, |y_short| + short_err * W < mx, W the largest |x| in the group's
@@ -444,12 +445,12 @@ uint32_t rt_true_peak_process_bounded(rt_true_peak *st, const float *const *in, 
                 }
             }
         }
-        for (uint32_t off = 0; off < frames; off += TP_CHUNK) {
-            const uint32_t n = frames - off < TP_CHUNK ? frames - off : TP_CHUNK;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (screen && st->max[ch] >= 1e-30) {
+        if (screen && st->max[ch] >= 1e-30) {
+            for (uint32_t off = 0; off < frames; off += TP_SCREEN_SPAN) {
+                const uint32_t n = frames - off < TP_SCREEN_SPAN ? frames - off : TP_SCREEN_SPAN;
                 /* history and frames, then zeros for the last group's loads */
-                float lin[128 + TP_CHUNK + 2 * TP_SCREEN];
+                float lin[128 + TP_SCREEN_SPAN + 2 * TP_SCREEN];
                 memcpy(lin, st->hist + (size_t)ch * (T - 1), sizeof(float) * (T - 1));
                 memcpy(lin + T - 1, x + off, sizeof(float) * n);
                 memset(lin + T - 1 + n, 0, sizeof(float) * 2 * TP_SCREEN);
@@ -459,16 +460,18 @@ uint32_t rt_true_peak_process_bounded(rt_true_peak *st, const float *const *in, 
                     const uint32_t g0 = (uint32_t)__builtin_ctzll(need), run = (uint32_t)__builtin_ctzll(~(need >> g0));
                     const uint32_t s = TP_SCREEN * g0, e = TP_SCREEN * (g0 + run) < n ? TP_SCREEN * (g0 + run) : n;
                     if (s > cur) tp_keep(st, ch, x + off + cur, s - cur);
-                    st->chunk(st, ch, x + off + s, NULL, 0, e - s);
+                    for (uint32_t c = s; c < e; c += TP_CHUNK)
+                        st->chunk(st, ch, x + off + c, NULL, 0, e - c < TP_CHUNK ? e - c : TP_CHUNK);
                     cur = e;
                     need &= ~(((2ull << (run - 1)) - 1) << g0);
                 }
                 if (cur < n) tp_keep(st, ch, x + off + cur, n - cur);
-                continue;
             }
-#endif
-            st->chunk(st, ch, x + off, NULL, 0, n);
+            continue;
         }
+#endif
+        for (uint32_t off = 0; off < frames; off += TP_CHUNK)
+            st->chunk(st, ch, x + off, NULL, 0, frames - off < TP_CHUNK ? frames - off : TP_CHUNK);
     }
     return frames;
 }
