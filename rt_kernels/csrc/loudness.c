@@ -399,13 +399,8 @@ static void kb_convert_v4(const float *a, const float *b, uint32_t n, double *e,
     }
     double prev[2];
     _mm_storeu_pd(prev, _mm512_extractf64x2_pd(last, 3));
-    uint32_t lanes[16];
-    _mm512_storeu_si512((void *)lanes, m);
-    uint32_t ma = 0, mb = 0;
-    for (uint32_t k = 0; k < 8; k++) {
-        ma = lanes[2 * k] > ma ? lanes[2 * k] : ma;
-        mb = lanes[2 * k + 1] > mb ? lanes[2 * k + 1] : mb;
-    }
+    uint32_t ma = (uint32_t)_mm512_reduce_max_epi32(_mm512_maskz_mov_epi32(0x5555, m)); /* even lanes: a */
+    uint32_t mb = (uint32_t)_mm512_reduce_max_epi32(_mm512_maskz_mov_epi32(0xaaaa, m));
     for (; i < n; i++) {
         const float va = a[i], vb = b ? b[i] : 0.0f;
         uint32_t ba, bb;
@@ -1021,7 +1016,8 @@ static void end_of_tick(rt_loudness *st)
         for (uint32_t k = 0; k < st->pairs; k++) memset(st->pair + (size_t)k * KP_STATE, 0, sizeof(double) * KP_ACC);
         st->nonfinite_ticks++;
     } else {
-        for (uint32_t i = 0; i < st->channels * KW_STATE; i++) s[i] = rt_flush_tiny(s[i]);
+        if (!st->level) /* (the vector paths flush theirs at the start of a tick) */
+            for (uint32_t i = 0; i < st->channels * KW_STATE; i++) s[i] = rt_flush_tiny(s[i]);
     }
     st->kb_tick_start = 1; /* the vector paths flush their state before the next tick's first block */
 
