@@ -650,6 +650,7 @@ static void kb_blocks_v3(const double *restrict kb, const double *restrict e, ui
 /* ---- lifecycle --------------------------------------------------------------------- */
 
 static void publish(rt_loudness *st);
+static void clear(rt_loudness *st, int histograms);
 
 rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const double *weights, int true_peak)
 {
@@ -719,7 +720,7 @@ rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const dou
         }
         kb_design(st->kn, st->kb);
     }
-    rt_loudness_reset(st);
+    clear(st, 0); /* the histograms come zeroed from calloc (untouched pages cost nothing) */
     return st;
 }
 
@@ -741,7 +742,7 @@ void rt_loudness_destroy(rt_loudness *st)
     free(st);
 }
 
-void rt_loudness_reset(rt_loudness *st)
+static void clear(rt_loudness *st, int histograms)
 {
     memset(st->state, 0, sizeof(double) * st->channels * KW_STATE);
     memset(st->acc, 0, sizeof(double) * st->channels);
@@ -758,12 +759,16 @@ void rt_loudness_reset(rt_loudness *st)
     st->nonfinite_input = 0;
     st->momentary = st->short_term = st->max_momentary = st->max_short_term = 0.0;
     st->integrated = st->integrated_gate = st->lra_lu = 0.0;
-    histogram_clear(&st->blocks);
-    histogram_clear(&st->short_blocks);
+    if (histograms) {
+        histogram_clear(&st->blocks);
+        histogram_clear(&st->short_blocks);
+    }
     if (st->true_peak) rt_true_peak_reset(st->true_peak);
     memset(&st->scratch, 0, sizeof st->scratch);
     publish(st);
 }
+
+void rt_loudness_reset(rt_loudness *st) { clear(st, 1); }
 
 uint32_t rt_loudness_latency(const rt_loudness *st) { return 0; }
 uint32_t rt_loudness_saw_nonfinite(const rt_loudness *st) { return st->nonfinite_input; }
