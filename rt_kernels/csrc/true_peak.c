@@ -359,6 +359,9 @@ static inline uint64_t tp_screen_tl(const rt_true_peak *st, const float *lin, ui
             ys = _mm512_range_ps(ys, acc, 0x0b);
         }
         if (_mm512_cmp_ps_mask(ys, thr, _CMP_LT_OQ) != 0xffff) need |= 1ull << g;
+        /* material whose every group may raise the maximum (a steady tone at it): the
+         * screen would only add to tp_chunk's work, so give up early */
+        if (g == 3 && need == 0xf) return ~0ull;
     }
     return need;
 }
@@ -393,7 +396,9 @@ static uint64_t tp_screen_v4(const rt_true_peak *st, const float *lin, uint32_t 
  * never raises the maximum, and the others are bounded by the finite samples. */
 uint32_t rt_true_peak_process_bounded(rt_true_peak *st, const float *const *in, uint32_t frames, const float *bound)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
     const int screen = rt_cpu_level() >= 4;
+#endif
     for (uint32_t ch = 0; ch < st->channels && frames > 0; ch++) {
         const float *x = in[ch];
         const float b = bound[ch];
