@@ -61,6 +61,7 @@ signals = {
     "5.1 48k": (programme(2, 48000, 8.0, 6), 48000),
     "mono 22.05k": (programme(3, 22050, 8.0, 1), 22050),
     "low end 48k": (low_end(48000, 6.0), 48000),
+    "stereo 96k": (programme(5, 96000, 4.0, 2), 96000),  # ticks longer than the scratch
 }
 result = {"level": int(lib.rt_cpu_level()), "signals": {}}
 rng = np.random.default_rng(4)

@@ -342,7 +342,7 @@ static void kb_design(const double kn[7], double *kb)
 {
     typedef long double ld;
     const ld p1 = kn[0], p2 = kn[1], a1 = kn[2], a2 = kn[3], c1 = kn[4], c2 = kn[5];
-    /* every quantity as its coefficients on the basis v[-1], v[-2], z[-1], z[-2], e[-2..5] */
+    /* every quantity as its coefficients on the basis v[-1], v[-2], z[-1], z[-2], e[-2..9] */
     ld e[KB_HIST + KB_FRAMES][KB_ROWS] = {{0}}, v[KB_HIST + KB_FRAMES][KB_ROWS] = {{0}};
     ld z[KB_HIST + KB_FRAMES][KB_ROWS] = {{0}};
     for (uint32_t f = 0; f < KB_HIST + KB_FRAMES; f++) e[f][4 + f] = 1.0L; /* frame f - 2 */
@@ -413,8 +413,7 @@ static void kb_convert_v4(const float *a, const float *b, uint32_t n, double *e,
         prev[0] = va;
         prev[1] = vb;
     }
-    xl[0] = prev[0];
-    xl[1] = prev[1];
+    _mm_storeu_pd(xl, _mm_loadu_pd(prev)); /* one store: the next call loads it as one */
     mx[0] = ma;
     mx[1] = mb;
 }
@@ -557,8 +556,7 @@ static void kb_convert_v3(const float *a, const float *b, uint32_t n, double *e,
         prev[0] = va;
         prev[1] = vb;
     }
-    xl[0] = prev[0];
-    xl[1] = prev[1];
+    _mm_storeu_pd(xl, _mm_loadu_pd(prev)); /* one store: the next call loads it as one */
     mx[0] = ma;
     mx[1] = mb;
 }
