@@ -1,4 +1,5 @@
 #include "loudness.h"
+#include "cpu_level.h"
 #include "rt_common.h"
 #include "true_peak.h"
 
@@ -6,6 +7,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define KB_X86 1
+#endif
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors in static helpers only */
@@ -83,6 +88,38 @@ typedef struct {
 
 enum { KW_X1, KW_X2, KW_Y1, KW_Y2, KW_Z1, KW_Z2, KW_STATE };
 
+/* The block form of the K-filter (the vector paths, see kb_design): blocks of KB_FRAMES
+ * frames aligned to the start of each tick, two channels interleaved (pairs of doubles:
+ * frame f, channel c at 2 f + c).  Per channel pair (KP_STATE doubles):
+ *   KP_S    the block state: z[-2], z[-1], v[-2], v[-1] (pairs), v the shelf's output
+ *   KP_XL   the last input x[-1] (pair), for the next first difference
+ *   KP_E    e[-2], e[-1] (pairs), then the frames of the current block received so far
+ *           (up to KB_FRAMES - 1), e = x[n] - x[n-1]
+ *   KP_ACC  the sums of squares of the current tick, lane 2 t + c for frame t of a block
+ *           (KB_LANES doubles, the last four stay 0) */
+#define KB_FRAMES 10u
+#define KB_HIST 2u    /* frames of e before a block that its outputs read */
+#define KB_CAP 512u   /* frames converted per pass into the scratch (a whole tick below 51.2 kHz) */
+#define KB_ROWS (4u + KB_HIST + KB_FRAMES) /* coefficient rows: the 4 state values, then e[-2..9] */
+#define KB_LANES (2u * KB_FRAMES + 4u)    /* per row: z of frames 0..9, then v[8], v[9] (pairs) */
+#define KB_TAIL (KB_ROWS * KB_LANES)      /* then per r = 1..9, KB_ROWS rows of 8: the state after r frames */
+#define KB_COEFS (KB_TAIL + (KB_FRAMES - 1) * KB_ROWS * 8)
+enum { KP_S = 0, KP_XL = 8, KP_E = 10, KP_ACC = KP_E + 2 * (KB_HIST + KB_FRAMES - 1), KP_STATE = KP_ACC + KB_LANES };
+
+/* Converts n frames of channels a and b (b NULL: zeros) to first differences, pairs of
+ * doubles at e (xl: the pair before, updated); mx[c] = the largest bit pattern of |x| of
+ * each channel (NaN above +inf above any finite value). */
+typedef void (*kb_convert_fn)(const float *a, const float *b, uint32_t n, double *e, double *xl, uint32_t mx[2]);
+/* Filters nb whole blocks whose first frame is at e (e[-4..-1]: the two frames before),
+ * then, if tail > 0, the tick's last `tail` frames (e zero after them).  flags: KB_FLUSH,
+ * the first frames of a tick (the state is flushed first, rt_flush_tiny); KB_END, the
+ * tick ends here (the lane sums of each channel go to sums[c], in a fixed order, and are
+ * cleared).  Updates s (KP_S) and acc (KP_ACC). */
+typedef void (*kb_blocks_fn)(const double *kb, const double *e, uint32_t nb, uint32_t tail, uint32_t flags,
+                             double *s, double *acc, double *sums);
+#define KB_FLUSH 1u
+#define KB_END 2u
+
 struct rt_loudness {
     uint32_t channels;
     uint32_t hop;                   /* frames per 100 ms */
@@ -92,9 +129,20 @@ struct rt_loudness {
     double *weight;                 /* per channel */
     uint32_t *order;                /* channels with weight > 0 first, then the others */
     uint32_t weighted;              /* how many have weight > 0 */
-    double *state;                  /* per channel, KW_STATE doubles */
+    double *state;                  /* per channel, KW_STATE doubles (level 0) */
     double *acc;                    /* per channel: sum of squares in the current tick */
     float *peak;                    /* per channel: largest |sample| */
+    uint32_t *segmax;               /* per channel: largest |sample| bits in the current segment */
+
+    /* vector paths (level 3, 4): block form, see kb_design */
+    int level;                      /* rt_cpu_level() at create */
+    uint32_t pairs;                 /* weighted channels two by two (the odd one with zeros) */
+    double *kb;                     /* KB_COEFS coefficients (kb_design), 64-byte aligned */
+    double *pair;                   /* per pair, KP_STATE doubles */
+    double *xs;                     /* scratch: 2 * (KB_HIST + KB_FRAMES + KB_CAP) doubles */
+    kb_convert_fn convert;
+    kb_blocks_fn filter;
+    uint32_t kb_tick_start;         /* no block of the current tick computed yet */
 
     /* time base */
     uint32_t tick;                  /* index of the current tick in its hop */
@@ -265,9 +313,342 @@ int rt_loudness_k_weighting(double sample_rate, double c[10])
     return 0;
 }
 
+/* ---- K-weighting in blocks (the vector paths) ------------------------------------
+ * The same two sections as weigh(), rearranged so that no output waits for the one
+ * before it.  The input first goes through the first difference e = x[n] - x[n-1] (one of
+ * the high-pass's two zeros at DC): then the shelf gives v = (1 - q) y (q the unit
+ * delay, y the shelf output of weigh()) and the high-pass's rest gives z = (v - v[-1]) -
+ * c1 z[-1] - c2 z[-2], the same z.  Unrolled over the ten frames t = 0..9 of a block,
+ *     z[t] = A[t] . (v[-1], v[-2], z[-1], z[-2]) + sum_{j=-2..t} B[t][j] e[j],
+ * and likewise v[8], v[9], the state of the next block.  A and B are the sections' own
+ * responses to their state and inputs (computed once, in long double).  So each output
+ * is one fixed sum of products, a vector holds several frames of both channels, and only
+ * four values per channel go from block to block: one dependent chain of a shuffle and
+ * three vector operations per ten frames, instead of a multiply-add per frame.  (Ten:
+ * shorter blocks wait on that chain, longer ones spend more on the growing sums.)
+ * Why this form: it keeps each section's own state, and the input reaches the recursions
+ * without its DC.  The shorter alternative, z[t] from z[-4..-1] and x[-4..t] (the two
+ * sections as one fourth-order direct form), is ill-conditioned here: with the high-pass
+ * poles at 0.995 a DC offset costs it 1e-8 of the energy (7e-8 LU); this form stays
+ * within 1e-11 of a long-double cascade on DC-heavy material (tests/test_loudness_paths.py).
+ * Arithmetic, per lane (both vector widths, so the two give the same bits): frames 0..3:
+ * u = B[-2] e[-2], u += B[j] e[j] for j = -1..3, then u += A_z2 z[-2], A_z1 z[-1],
+ * A_v2 v[-2], A_v1 v[-1], all fused multiply-adds; frames 4..7: the same with j up to 7;
+ * frames 8, 9 and v[8], v[9] (which the next block waits for): j up to 9, then
+ * (u + A_z2 z[-2] + A_v2 v[-2]) + (A_z1 z[-1] + A_v1 v[-1]); the squares of frames 0..9
+ * are added to the lane sums (fused).  Terms with j > t have B = 0 and add nothing. */
+
+static void kb_design(const double kn[7], double *kb)
+{
+    typedef long double ld;
+    const ld p1 = kn[0], p2 = kn[1], a1 = kn[2], a2 = kn[3], c1 = kn[4], c2 = kn[5];
+    /* every quantity as its coefficients on the basis v[-1], v[-2], z[-1], z[-2], e[-2..9] */
+    ld e[KB_HIST + KB_FRAMES][KB_ROWS] = {{0}}, v[KB_HIST + KB_FRAMES][KB_ROWS] = {{0}};
+    ld z[KB_HIST + KB_FRAMES][KB_ROWS] = {{0}};
+    for (uint32_t f = 0; f < KB_HIST + KB_FRAMES; f++) e[f][4 + f] = 1.0L; /* frame f - 2 */
+    v[1][0] = v[0][1] = z[1][2] = z[0][3] = 1.0L;
+    for (uint32_t f = KB_HIST; f < KB_HIST + KB_FRAMES; f++)
+        for (uint32_t k = 0; k < KB_ROWS; k++) {
+            v[f][k] = e[f][k] + p1 * e[f - 1][k] + p2 * e[f - 2][k] - a2 * v[f - 2][k] - a1 * v[f - 1][k];
+            z[f][k] = (v[f][k] - v[f - 1][k]) - c2 * z[f - 2][k] - c1 * z[f - 1][k];
+        }
+    /* lane 2 s + c of a row: slot s = frame s (z) for s < 10, then v[8], v[9] */
+    for (uint32_t k = 0; k < KB_ROWS; k++)
+        for (uint32_t c = 0; c < 2; c++) {
+            for (uint32_t t = 0; t < KB_FRAMES; t++) kb[k * KB_LANES + 2 * t + c] = (double)z[KB_HIST + t][k];
+            kb[k * KB_LANES + 2 * KB_FRAMES + c] = (double)v[KB_HIST + KB_FRAMES - 2][k];
+            kb[k * KB_LANES + 2 * KB_FRAMES + 2 + c] = (double)v[KB_HIST + KB_FRAMES - 1][k];
+            /* the state after the first r frames: z[r-2], z[r-1], v[r-2], v[r-1] */
+            for (uint32_t r = 1; r < KB_FRAMES; r++) {
+                double *row = kb + KB_TAIL + ((r - 1) * KB_ROWS + k) * 8;
+                row[c] = (double)z[KB_HIST + r - 2][k];
+                row[2 + c] = (double)z[KB_HIST + r - 1][k];
+                row[4 + c] = (double)v[KB_HIST + r - 2][k];
+                row[6 + c] = (double)v[KB_HIST + r - 1][k];
+            }
+        }
+}
+
+#ifdef KB_X86
+/* x86-64-v4: three vectors hold frames 0..3, 4..7, then 8, 9 and v[8], v[9] of a block,
+ * both channels (8 doubles). */
+__attribute__((target("arch=x86-64-v4")))
+static void kb_convert_v4(const float *a, const float *b, uint32_t n, double *e, double *xl, uint32_t mx[2])
+{
+    const __m512i order = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    __m512i m = _mm512_setzero_si512();
+    __m512d last = _mm512_broadcast_f64x2(_mm_loadu_pd(xl)); /* lanes 6, 7: x[-1] */
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        if ((i & 15u) == 0) { /* the input usually streams from memory: ask for it 2 KiB early */
+            __builtin_prefetch((const void *)((uintptr_t)(a + i) + PREFETCH_BYTES));
+            if (b) __builtin_prefetch((const void *)((uintptr_t)(b + i) + PREFETCH_BYTES));
+        }
+        __m512 fa = _mm512_castps256_ps512(_mm256_loadu_ps(a + i));
+        __m512 fb = b ? _mm512_castps256_ps512(_mm256_loadu_ps(b + i)) : _mm512_setzero_ps();
+        __m512 f = _mm512_permutex2var_ps(fa, order, fb); /* a0 b0 a1 b1 .. a7 b7 */
+        m = _mm512_max_epi32(m, _mm512_and_si512(_mm512_castps_si512(f), magnitude));
+        const __m512d x0 = _mm512_cvtps_pd(_mm512_castps512_ps256(f)), x1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(f, 1));
+        /* x[n - 1]: the pairs shifted by one frame, the one before coming from `last` */
+        const __m512d y0 = _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(x0), _mm512_castpd_si512(last), 6));
+        const __m512d y1 = _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(x1), _mm512_castpd_si512(x0), 6));
+        _mm512_storeu_pd(e + 2 * i, _mm512_sub_pd(x0, y0));
+        _mm512_storeu_pd(e + 2 * i + 8, _mm512_sub_pd(x1, y1));
+        last = x1;
+    }
+    double prev[2];
+    _mm_storeu_pd(prev, _mm512_extractf64x2_pd(last, 3));
+    uint32_t ma = (uint32_t)_mm512_reduce_max_epi32(_mm512_maskz_mov_epi32(0x5555, m)); /* even lanes: a */
+    uint32_t mb = (uint32_t)_mm512_reduce_max_epi32(_mm512_maskz_mov_epi32(0xaaaa, m));
+    for (; i < n; i++) {
+        const float va = a[i], vb = b ? b[i] : 0.0f;
+        uint32_t ba, bb;
+        memcpy(&ba, &va, 4);
+        memcpy(&bb, &vb, 4);
+        ma = (ba & 0x7fffffffu) > ma ? ba & 0x7fffffffu : ma;
+        mb = (bb & 0x7fffffffu) > mb ? bb & 0x7fffffffu : mb;
+        e[2 * i] = (double)va - prev[0];
+        e[2 * i + 1] = (double)vb - prev[1];
+        prev[0] = va;
+        prev[1] = vb;
+    }
+    _mm_storeu_pd(xl, _mm_loadu_pd(prev)); /* one store: the next call loads it as one */
+    mx[0] = ma;
+    mx[1] = mb;
+}
+
+/* A pair of doubles from memory in every pair of lanes: one load (vbroadcastf64x2), written
+ * out because GCC otherwise keeps the values of one block for the next in registers and
+ * broadcasts them with shuffles, which compete with the filter's for one port. */
+__attribute__((target("arch=x86-64-v4"), always_inline))
+static inline __m512d kb_pair8(const double *p)
+{
+    __m512d r;
+    __asm__("vbroadcastf64x2 %1, %0" : "=v"(r) : "m"(*(const __m128d *)p));
+    return r;
+}
+
+/* The state of both channels, each value in every pair of lanes. */
+#define KB_STATE4(st, z2, z1, v2, v1)                                                   \
+    const __m512d z2 = _mm512_shuffle_f64x2(st, st, 0x00), z1 = _mm512_shuffle_f64x2(st, st, 0x55); \
+    const __m512d v2 = _mm512_shuffle_f64x2(st, st, 0xaa), v1 = _mm512_shuffle_f64x2(st, st, 0xff)
+#define KB_ROW8(k, w) _mm512_load_pd(kb + (k) * KB_LANES + 8 * (w))
+
+/* One block (e: its first frame): z of frames 0..3 in u[0], 4..7 in u[1], 8 9 v8 v9 in u[2]. */
+__attribute__((target("arch=x86-64-v4"), always_inline))
+static inline void kb_block_v4(const double *restrict kb, const double *restrict e, __m512d st, __m512d u[3])
+{
+    __m512d ej = kb_pair8(e - 4);
+    __m512d u0 = _mm512_mul_pd(KB_ROW8(4, 0), ej), u1 = _mm512_mul_pd(KB_ROW8(4, 1), ej);
+    __m512d u2 = _mm512_mul_pd(KB_ROW8(4, 2), ej);
+    #pragma GCC unroll 16
+    for (uint32_t k = 5; k < KB_ROWS; k++) {
+        ej = kb_pair8(e + 2 * ((int)k - 6));
+        if (k < 10) u0 = _mm512_fmadd_pd(KB_ROW8(k, 0), ej, u0); /* frames 0..3 read e[-2..3] */
+        if (k < 14) u1 = _mm512_fmadd_pd(KB_ROW8(k, 1), ej, u1); /* frames 4..7 read e[-2..7] */
+        u2 = _mm512_fmadd_pd(KB_ROW8(k, 2), ej, u2);
+    }
+    KB_STATE4(st, z2, z1, v2, v1);
+    u[0] = _mm512_fmadd_pd(KB_ROW8(0, 0), v1, _mm512_fmadd_pd(KB_ROW8(1, 0), v2,
+           _mm512_fmadd_pd(KB_ROW8(2, 0), z1, _mm512_fmadd_pd(KB_ROW8(3, 0), z2, u0))));
+    u[1] = _mm512_fmadd_pd(KB_ROW8(0, 1), v1, _mm512_fmadd_pd(KB_ROW8(1, 1), v2,
+           _mm512_fmadd_pd(KB_ROW8(2, 1), z1, _mm512_fmadd_pd(KB_ROW8(3, 1), z2, u1))));
+    u[2] = _mm512_add_pd(_mm512_fmadd_pd(KB_ROW8(1, 2), v2, _mm512_fmadd_pd(KB_ROW8(3, 2), z2, u2)),
+                         _mm512_fmadd_pd(KB_ROW8(0, 2), v1, _mm512_mul_pd(KB_ROW8(2, 2), z1)));
+}
+
+__attribute__((target("arch=x86-64-v4")))
+static void kb_blocks_v4(const double *restrict kb, const double *restrict e, uint32_t nb, uint32_t tail,
+                         uint32_t flags, double *restrict s, double *restrict acc, double *restrict sums)
+{
+    __m512d st = _mm512_loadu_pd(s), s0 = _mm512_loadu_pd(acc), s1 = _mm512_loadu_pd(acc + 8);
+    __m512d s2 = _mm512_loadu_pd(acc + 16), u[3];
+    if (flags & KB_FLUSH) {
+        const __mmask8 tiny = _mm512_cmp_pd_mask(_mm512_abs_pd(st), _mm512_set1_pd(RT_STATE_FLOOR), _CMP_LT_OQ);
+        st = _mm512_mask_mov_pd(st, tiny, _mm512_setzero_pd());
+    }
+    for (uint32_t blk = 0; blk < nb; blk++, e += 2 * KB_FRAMES) {
+        kb_block_v4(kb, e, st, u);
+        s0 = _mm512_fmadd_pd(u[0], u[0], s0);
+        s1 = _mm512_fmadd_pd(u[1], u[1], s1);
+        s2 = _mm512_mask3_fmadd_pd(u[2], u[2], s2, 0x0f); /* frames 8, 9 only */
+        st = u[2];
+    }
+    if (tail) {
+        /* the outputs of the first `tail` frames as in a block (the zeros after them change
+         * none), then the state after them from its own rows */
+        kb_block_v4(kb, e, st, u);
+        const uint32_t r0 = tail < 4 ? tail : 4, r1 = tail < 4 ? 0 : tail - 4 < 4 ? tail - 4 : 4;
+        const uint32_t r2 = tail < 8 ? 0 : tail - 8;
+        s0 = _mm512_mask3_fmadd_pd(u[0], u[0], s0, (__mmask8)((1u << (2 * r0)) - 1));
+        s1 = _mm512_mask3_fmadd_pd(u[1], u[1], s1, (__mmask8)((1u << (2 * r1)) - 1));
+        s2 = _mm512_mask3_fmadd_pd(u[2], u[2], s2, (__mmask8)((1u << (2 * r2)) - 1));
+        const double *t = kb + KB_TAIL + (tail - 1) * KB_ROWS * 8;
+        __m512d w = _mm512_mul_pd(_mm512_load_pd(t + 4 * 8), kb_pair8(e - 4));
+        for (uint32_t k = 5; k < 6 + tail; k++) w = _mm512_fmadd_pd(_mm512_load_pd(t + k * 8), kb_pair8(e + 2 * ((int)k - 6)), w);
+        KB_STATE4(st, z2, z1, v2, v1);
+        st = _mm512_add_pd(_mm512_fmadd_pd(_mm512_load_pd(t + 8), v2, _mm512_fmadd_pd(_mm512_load_pd(t + 24), z2, w)),
+                           _mm512_fmadd_pd(_mm512_load_pd(t), v1, _mm512_mul_pd(_mm512_load_pd(t + 16), z1)));
+    }
+    if (flags & KB_END) {
+        /* per channel: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), plus (l8 + l9) */
+        const __m512d t4 = _mm512_add_pd(s0, s1);
+        const __m256d t2 = _mm256_add_pd(_mm512_castpd512_pd256(t4), _mm512_extractf64x4_pd(t4, 1));
+        const __m128d t1 = _mm_add_pd(_mm256_castpd256_pd128(t2), _mm256_extractf128_pd(t2, 1));
+        const __m256d l89 = _mm512_castpd512_pd256(s2);
+        const __m128d tail89 = _mm_add_pd(_mm256_castpd256_pd128(l89), _mm256_extractf128_pd(l89, 1));
+        _mm_storeu_pd(sums, _mm_add_pd(t1, tail89));
+        s0 = s1 = s2 = _mm512_setzero_pd();
+    }
+    _mm512_storeu_pd(s, st);
+    _mm512_storeu_pd(acc, s0);
+    _mm512_storeu_pd(acc + 8, s1);
+    _mm512_storeu_pd(acc + 16, s2);
+}
+#undef KB_ROW8
+
+/* x86-64-v3: six vectors of two slots each (frames 0 1, .., 8 9, then v[8] v[9]); the
+ * same operations per lane as kb_blocks_v4. */
+__attribute__((target("arch=x86-64-v3")))
+static void kb_convert_v3(const float *a, const float *b, uint32_t n, double *e, double *xl, uint32_t mx[2])
+{
+    const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+    __m256i ma8 = _mm256_setzero_si256(), mb8 = ma8;
+    __m256d last = _mm256_broadcast_pd((const __m128d *)xl); /* high half: x[-1] */
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        if ((i & 15u) == 0) {
+            __builtin_prefetch((const void *)((uintptr_t)(a + i) + PREFETCH_BYTES));
+            if (b) __builtin_prefetch((const void *)((uintptr_t)(b + i) + PREFETCH_BYTES));
+        }
+        const __m256 fa = _mm256_loadu_ps(a + i), fb = b ? _mm256_loadu_ps(b + i) : _mm256_setzero_ps();
+        ma8 = _mm256_max_epi32(ma8, _mm256_and_si256(_mm256_castps_si256(fa), magnitude));
+        mb8 = _mm256_max_epi32(mb8, _mm256_and_si256(_mm256_castps_si256(fb), magnitude));
+        const __m256 lo = _mm256_unpacklo_ps(fa, fb), hi = _mm256_unpackhi_ps(fa, fb); /* a0 b0 a1 b1 | a4 b4 a5 b5 */
+        const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(lo)), x1 = _mm256_cvtps_pd(_mm256_castps256_ps128(hi));
+        const __m256d x2 = _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)), x3 = _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1));
+        _mm256_storeu_pd(e + 2 * i, _mm256_sub_pd(x0, _mm256_permute2f128_pd(x0, last, 0x03)));
+        _mm256_storeu_pd(e + 2 * i + 4, _mm256_sub_pd(x1, _mm256_permute2f128_pd(x1, x0, 0x03)));
+        _mm256_storeu_pd(e + 2 * i + 8, _mm256_sub_pd(x2, _mm256_permute2f128_pd(x2, x1, 0x03)));
+        _mm256_storeu_pd(e + 2 * i + 12, _mm256_sub_pd(x3, _mm256_permute2f128_pd(x3, x2, 0x03)));
+        last = x3;
+    }
+    double prev[2];
+    _mm_storeu_pd(prev, _mm256_extractf128_pd(last, 1));
+    uint32_t la[8], lb[8];
+    _mm256_storeu_si256((__m256i *)la, ma8);
+    _mm256_storeu_si256((__m256i *)lb, mb8);
+    uint32_t ma = 0, mb = 0;
+    for (uint32_t k = 0; k < 8; k++) {
+        ma = la[k] > ma ? la[k] : ma;
+        mb = lb[k] > mb ? lb[k] : mb;
+    }
+    for (; i < n; i++) {
+        const float va = a[i], vb = b ? b[i] : 0.0f;
+        uint32_t ba, bb;
+        memcpy(&ba, &va, 4);
+        memcpy(&bb, &vb, 4);
+        ma = (ba & 0x7fffffffu) > ma ? ba & 0x7fffffffu : ma;
+        mb = (bb & 0x7fffffffu) > mb ? bb & 0x7fffffffu : mb;
+        e[2 * i] = (double)va - prev[0];
+        e[2 * i + 1] = (double)vb - prev[1];
+        prev[0] = va;
+        prev[1] = vb;
+    }
+    _mm_storeu_pd(xl, _mm_loadu_pd(prev)); /* one store: the next call loads it as one */
+    mx[0] = ma;
+    mx[1] = mb;
+}
+
+#define KB_ROW4(k, w) _mm256_load_pd(kb + (k) * KB_LANES + 4 * (w))
+#define KB_PAIR4(p) _mm256_broadcast_pd((const __m128d *)(p))
+
+/* One block: frames 2w, 2w + 1 in u[w] for w < 5, v8 v9 in u[5]; zs, vs: the state. */
+__attribute__((target("arch=x86-64-v3"), always_inline))
+static inline void kb_block_v3(const double *restrict kb, const double *restrict e, __m256d zs, __m256d vs, __m256d u[6])
+{
+    __m256d ej = KB_PAIR4(e - 4);
+    #pragma GCC unroll 6
+    for (uint32_t w = 0; w < 6; w++) u[w] = _mm256_mul_pd(KB_ROW4(4, w), ej);
+    #pragma GCC unroll 16
+    for (uint32_t k = 5; k < KB_ROWS; k++) {
+        ej = KB_PAIR4(e + 2 * ((int)k - 6));
+        #pragma GCC unroll 6
+        for (uint32_t w = k < 10 ? 0 : k < 14 ? 2 : 4; w < 6; w++) u[w] = _mm256_fmadd_pd(KB_ROW4(k, w), ej, u[w]);
+    }
+    const __m256d z2 = _mm256_permute2f128_pd(zs, zs, 0x00), z1 = _mm256_permute2f128_pd(zs, zs, 0x11);
+    const __m256d v2 = _mm256_permute2f128_pd(vs, vs, 0x00), v1 = _mm256_permute2f128_pd(vs, vs, 0x11);
+    #pragma GCC unroll 6
+    for (uint32_t w = 0; w < 6; w++) {
+        if (w < 4) {
+            u[w] = _mm256_fmadd_pd(KB_ROW4(0, w), v1, _mm256_fmadd_pd(KB_ROW4(1, w), v2,
+                   _mm256_fmadd_pd(KB_ROW4(2, w), z1, _mm256_fmadd_pd(KB_ROW4(3, w), z2, u[w]))));
+        } else {
+            u[w] = _mm256_add_pd(_mm256_fmadd_pd(KB_ROW4(1, w), v2, _mm256_fmadd_pd(KB_ROW4(3, w), z2, u[w])),
+                                 _mm256_fmadd_pd(KB_ROW4(0, w), v1, _mm256_mul_pd(KB_ROW4(2, w), z1)));
+        }
+    }
+}
+
+__attribute__((target("arch=x86-64-v3")))
+static void kb_blocks_v3(const double *restrict kb, const double *restrict e, uint32_t nb, uint32_t tail,
+                         uint32_t flags, double *restrict s, double *restrict acc, double *restrict sums)
+{
+    __m256d zs = _mm256_loadu_pd(s), vs = _mm256_loadu_pd(s + 4), sq[5], u[6];
+    for (uint32_t w = 0; w < 5; w++) sq[w] = _mm256_loadu_pd(acc + 4 * w);
+    if (flags & KB_FLUSH) {
+        const __m256d floor = _mm256_set1_pd(RT_STATE_FLOOR), magnitude = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
+        zs = _mm256_andnot_pd(_mm256_cmp_pd(_mm256_and_pd(zs, magnitude), floor, _CMP_LT_OQ), zs);
+        vs = _mm256_andnot_pd(_mm256_cmp_pd(_mm256_and_pd(vs, magnitude), floor, _CMP_LT_OQ), vs);
+    }
+    for (uint32_t blk = 0; blk < nb; blk++, e += 2 * KB_FRAMES) {
+        kb_block_v3(kb, e, zs, vs, u);
+        #pragma GCC unroll 5
+        for (uint32_t w = 0; w < 5; w++) sq[w] = _mm256_fmadd_pd(u[w], u[w], sq[w]);
+        zs = u[4];
+        vs = u[5];
+    }
+    if (tail) { /* as kb_blocks_v4 */
+        kb_block_v3(kb, e, zs, vs, u);
+        for (uint32_t w = 0; w < 5; w++) { /* frames >= tail add +0 (as the masked lanes of v4 add nothing) */
+            const int64_t f0 = 2 * w < tail ? -1 : 0, f1 = 2 * w + 1 < tail ? -1 : 0;
+            const __m256d uw = _mm256_and_pd(u[w], _mm256_castsi256_pd(_mm256_set_epi64x(f1, f1, f0, f0)));
+            sq[w] = _mm256_fmadd_pd(uw, uw, sq[w]);
+        }
+        const double *t = kb + KB_TAIL + (tail - 1) * KB_ROWS * 8;
+        __m256d wz = _mm256_mul_pd(_mm256_load_pd(t + 4 * 8), KB_PAIR4(e - 4)), wv = _mm256_mul_pd(_mm256_load_pd(t + 4 * 8 + 4), KB_PAIR4(e - 4));
+        for (uint32_t k = 5; k < 6 + tail; k++) {
+            const __m256d ej = KB_PAIR4(e + 2 * ((int)k - 6));
+            wz = _mm256_fmadd_pd(_mm256_load_pd(t + k * 8), ej, wz);
+            wv = _mm256_fmadd_pd(_mm256_load_pd(t + k * 8 + 4), ej, wv);
+        }
+        const __m256d z2 = _mm256_permute2f128_pd(zs, zs, 0x00), z1 = _mm256_permute2f128_pd(zs, zs, 0x11);
+        const __m256d v2 = _mm256_permute2f128_pd(vs, vs, 0x00), v1 = _mm256_permute2f128_pd(vs, vs, 0x11);
+        zs = _mm256_add_pd(_mm256_fmadd_pd(_mm256_load_pd(t + 8), v2, _mm256_fmadd_pd(_mm256_load_pd(t + 24), z2, wz)),
+                           _mm256_fmadd_pd(_mm256_load_pd(t), v1, _mm256_mul_pd(_mm256_load_pd(t + 16), z1)));
+        vs = _mm256_add_pd(_mm256_fmadd_pd(_mm256_load_pd(t + 12), v2, _mm256_fmadd_pd(_mm256_load_pd(t + 28), z2, wv)),
+                           _mm256_fmadd_pd(_mm256_load_pd(t + 4), v1, _mm256_mul_pd(_mm256_load_pd(t + 20), z1)));
+    }
+    if (flags & KB_END) { /* the order of kb_blocks_v4 */
+        const __m256d t2 = _mm256_add_pd(_mm256_add_pd(sq[0], sq[2]), _mm256_add_pd(sq[1], sq[3]));
+        const __m128d t1 = _mm_add_pd(_mm256_castpd256_pd128(t2), _mm256_extractf128_pd(t2, 1));
+        const __m128d tail89 = _mm_add_pd(_mm256_castpd256_pd128(sq[4]), _mm256_extractf128_pd(sq[4], 1));
+        _mm_storeu_pd(sums, _mm_add_pd(t1, tail89));
+        for (uint32_t w = 0; w < 5; w++) sq[w] = _mm256_setzero_pd();
+    }
+    _mm256_storeu_pd(s, zs);
+    _mm256_storeu_pd(s + 4, vs);
+    for (uint32_t w = 0; w < 5; w++) _mm256_storeu_pd(acc + 4 * w, sq[w]);
+}
+#undef KB_ROW4
+#undef KB_PAIR4
+#endif /* KB_X86 */
+
 /* ---- lifecycle --------------------------------------------------------------------- */
 
 static void publish(rt_loudness *st);
+static void clear(rt_loudness *st, int histograms);
 
 rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const double *weights, int true_peak)
 {
@@ -301,10 +682,11 @@ rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const dou
     st->state = calloc((size_t)channels * KW_STATE, sizeof(double));
     st->acc = calloc(channels, sizeof(double));
     st->peak = calloc(channels, sizeof(float));
+    st->segmax = calloc(channels, sizeof(uint32_t));
     st->order = calloc(channels, sizeof(uint32_t));
     st->true_peak = true_peak ? rt_true_peak_create(channels, sample_rate) : NULL;
-    if (!st->weight || !st->state || !st->acc || !st->peak || !st->order || (true_peak && !st->true_peak)
-        || histogram_alloc(&st->blocks) || histogram_alloc(&st->short_blocks)) {
+    if (!st->weight || !st->state || !st->acc || !st->peak || !st->segmax || !st->order
+        || (true_peak && !st->true_peak) || histogram_alloc(&st->blocks) || histogram_alloc(&st->short_blocks)) {
         rt_loudness_destroy(st);
         return NULL;
     }
@@ -313,7 +695,30 @@ rt_loudness *rt_loudness_create(uint32_t channels, double sample_rate, const dou
         if (weights[ch] > 0.0) st->order[st->weighted++] = ch;
     for (uint32_t ch = 0, k = st->weighted; ch < channels; ch++)
         if (!(weights[ch] > 0.0)) st->order[k++] = ch;
-    rt_loudness_reset(st);
+#ifdef KB_X86
+    st->level = rt_cpu_level();
+    if (st->level >= 4) {
+        st->convert = kb_convert_v4;
+        st->filter = kb_blocks_v4;
+    } else if (st->level >= 3) {
+        st->convert = kb_convert_v3;
+        st->filter = kb_blocks_v3;
+    } else {
+        st->level = 0;
+    }
+#endif
+    if (st->level) {
+        st->pairs = (st->weighted + 1) / 2;
+        st->kb = aligned_alloc(64, sizeof(double) * KB_COEFS);
+        st->pair = calloc((size_t)st->pairs * KP_STATE, sizeof(double));
+        st->xs = calloc(2 * (KB_HIST + KB_FRAMES + KB_CAP), sizeof(double));
+        if (!st->kb || !st->pair || !st->xs) {
+            rt_loudness_destroy(st);
+            return NULL;
+        }
+        kb_design(st->kn, st->kb);
+    }
+    clear(st, 0); /* the histograms come zeroed from calloc (untouched pages cost nothing) */
     return st;
 }
 
@@ -324,18 +729,24 @@ void rt_loudness_destroy(rt_loudness *st)
     free(st->state);
     free(st->acc);
     free(st->peak);
+    free(st->segmax);
     free(st->order);
+    free(st->kb);
+    free(st->pair);
+    free(st->xs);
     histogram_free(&st->blocks);
     histogram_free(&st->short_blocks);
     rt_true_peak_destroy(st->true_peak);
     free(st);
 }
 
-void rt_loudness_reset(rt_loudness *st)
+static void clear(rt_loudness *st, int histograms)
 {
     memset(st->state, 0, sizeof(double) * st->channels * KW_STATE);
     memset(st->acc, 0, sizeof(double) * st->channels);
     memset(st->peak, 0, sizeof(float) * st->channels);
+    if (st->pair) memset(st->pair, 0, sizeof(double) * st->pairs * KP_STATE);
+    st->kb_tick_start = 1;
     memset(st->ring, 0, sizeof st->ring);
     st->ring_pos = 0;
     st->tick = 0;
@@ -346,12 +757,16 @@ void rt_loudness_reset(rt_loudness *st)
     st->nonfinite_input = 0;
     st->momentary = st->short_term = st->max_momentary = st->max_short_term = 0.0;
     st->integrated = st->integrated_gate = st->lra_lu = 0.0;
-    histogram_clear(&st->blocks);
-    histogram_clear(&st->short_blocks);
+    if (histograms) {
+        histogram_clear(&st->blocks);
+        histogram_clear(&st->short_blocks);
+    }
     if (st->true_peak) rt_true_peak_reset(st->true_peak);
     memset(&st->scratch, 0, sizeof st->scratch);
     publish(st);
 }
+
+void rt_loudness_reset(rt_loudness *st) { clear(st, 1); }
 
 uint32_t rt_loudness_latency(const rt_loudness *st) { return 0; }
 uint32_t rt_loudness_saw_nonfinite(const rt_loudness *st) { return st->nonfinite_input; }
@@ -367,7 +782,6 @@ uint32_t rt_loudness_tick_frames(const rt_loudness *st, uint32_t j)
  * kn): y = x + p1 x1 + p2 x2 - a1 y1 - a2 y2, z = (y - 2 y1 + y2) - c1 z1 - c2 z2, i.e. the
  * K-filter's output divided by b0 g0.  The previous output's term comes last: the
  * recursion's critical path is one multiply-add per sample. */
-RT_HOT_CLONES
 static void weigh(const double *restrict kn, double *restrict s, const float *restrict x, uint32_t n,
                   double *acc)
 {
@@ -401,7 +815,6 @@ static void weigh(const double *restrict kn, double *restrict s, const float *re
  * operations; the two recursions run side by side. */
 typedef double v2d __attribute__((vector_size(16)));
 
-RT_HOT_CLONES
 static void weigh_pair(const double *restrict kn, double *restrict sa, double *restrict sb,
                        const float *restrict xa, const float *restrict xb, uint32_t n,
                        double *acc_a, double *acc_b)
@@ -434,77 +847,135 @@ static void weigh_pair(const double *restrict kn, double *restrict sa, double *r
     *acc_b = sum[1];
 }
 
-/* Largest finite |x[i]| folded into *peak.  The first pass keeps eight running maxima
- * per vector, two vectors (independent chains; NaN never wins a comparison); only when it
- * meets an infinity does the careful loop run. */
-typedef float v8f __attribute__((vector_size(32)));
+/* The largest bit pattern of |x[i]| (as an unsigned integer: the order of the magnitudes,
+ * +inf above every finite value, NaN above +inf).  Sixteen running maxima in two vectors. */
 typedef int32_t v8i __attribute__((vector_size(32)));
 RT_HOT_CLONES
-static void peak_of(const float *restrict x, uint32_t n, float *peak, uint32_t *nonfinite)
+static uint32_t max_abs_bits(const float *restrict x, uint32_t n)
 {
-    v8f m0 = *peak - (v8f){0}, m1 = m0;
-    v8i bad = {0};
+    v8i m0 = {0}, m1 = {0};
     uint32_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        v8f a, b;
+        v8i a, b;
         memcpy(&a, x + i, sizeof a);
         memcpy(&b, x + i + 8, sizeof b);
-        a = (v8f)((v8i)a & 0x7fffffff);
-        b = (v8f)((v8i)b & 0x7fffffff);
-        bad |= ((v8i)a >= 0x7f800000) | ((v8i)b >= 0x7f800000); /* infinity or NaN */
-        v8i ga = a > m0, gb = b > m1; /* NaN: false, the maximum stays */
-        m0 = (v8f)(((v8i)a & ga) | ((v8i)m0 & ~ga));
-        m1 = (v8f)(((v8i)b & gb) | ((v8i)m1 & ~gb));
+        a &= 0x7fffffff;
+        b &= 0x7fffffff;
+        v8i ga = a > m0, gb = b > m1;
+        m0 = (a & ga) | (m0 & ~ga);
+        m1 = (b & gb) | (m1 & ~gb);
     }
-    float pk = *peak;
+    int32_t m = 0;
     for (int j = 0; j < 8; j++) {
-        pk = m0[j] > pk ? m0[j] : pk;
-        pk = m1[j] > pk ? m1[j] : pk;
+        m = m0[j] > m ? m0[j] : m;
+        m = m1[j] > m ? m1[j] : m;
     }
-    int any = 0;
-    for (int j = 0; j < 8; j++) any |= bad[j] != 0;
     for (; i < n; i++) {
-        float a = fabsf(x[i]);
-        pk = a > pk ? a : pk;
-        any |= !isfinite(a);
+        int32_t a;
+        memcpy(&a, x + i, sizeof a);
+        a &= 0x7fffffff;
+        m = a > m ? a : m;
     }
-    if (any) *nonfinite = 1;
-    if (pk <= 3.4028234663852886e38f) {
-        *peak = pk;
-        return;
-    }
-    pk = *peak;
+    return (uint32_t)m;
+}
+
+/* The largest finite |x[i]| (the rare segment that holds an infinity or a NaN). */
+static float finite_peak(const float *x, uint32_t n, float peak)
+{
     for (uint32_t i = 0; i < n; i++) {
         float a = fabsf(x[i]);
-        if (a > pk && a <= 3.4028234663852886e38f) pk = a;
+        if (a > peak && a <= 3.4028234663852886e38f) peak = a;
     }
-    *peak = pk;
+    return peak;
+}
+
+/* Vector paths: K-weights one tick segment, frames [off, off + n) of the call, of every
+ * weighted channel (pairs), and leaves each channel's max |x| bits in segmax.  The frames
+ * of an incomplete block wait in the pair's state for the next call, unless the tick ends
+ * here: then they are the tick's tail (kb_blocks_fn). */
+static void weigh_blocks(rt_loudness *st, const float *const *in, uint32_t off, uint32_t n, int ends_tick)
+{
+    const uint32_t pending = (st->tick_frames[st->tick] - st->tick_left) % KB_FRAMES;
+    double *xs = st->xs; /* e of frame f of the current block at xs + 2 (KB_HIST + f) */
+    int computed = 0;
+    for (uint32_t k = 0; k < st->weighted; k += 2) {
+        const uint32_t a = st->order[k], b = k + 1 < st->weighted ? st->order[k + 1] : a;
+        const int has_b = k + 1 < st->weighted;
+        double *ps = st->pair + (size_t)(k / 2) * KP_STATE;
+        memcpy(xs, ps + KP_E, sizeof(double) * 2 * (KB_HIST + pending));
+        uint32_t have = pending, done = 0, ma = 0, mb = 0, flags = st->kb_tick_start ? KB_FLUSH : 0, base = 0;
+        do {
+            const uint32_t m = n - done < KB_CAP - have ? n - done : KB_CAP - have;
+            uint32_t mx[2];
+            st->convert(in[a] + off + done, has_b ? in[b] + off + done : NULL, m, xs + 2 * (KB_HIST + have),
+                        ps + KP_XL, mx);
+            ma = mx[0] > ma ? mx[0] : ma;
+            mb = mx[1] > mb ? mx[1] : mb;
+            have += m;
+            done += m;
+            const uint32_t nb = have / KB_FRAMES;
+            uint32_t tail = 0;
+            if (done == n && ends_tick) {
+                flags |= KB_END;
+                tail = have - nb * KB_FRAMES;
+                memset(xs + 2 * (KB_HIST + have), 0, sizeof(double) * 2 * (KB_FRAMES - tail));
+            }
+            if (nb || (flags & KB_END)) {
+                double sums[2];
+                st->filter(st->kb, xs + 2 * KB_HIST, nb, tail, flags, ps + KP_S, ps + KP_ACC, sums);
+                if (flags & KB_END) {
+                    st->acc[a] = sums[0];
+                    if (has_b) st->acc[b] = sums[1];
+                }
+                if (nb || tail) {
+                    flags &= ~KB_FLUSH;
+                    computed = 1;
+                }
+                have -= nb * KB_FRAMES + tail;
+                base = 2 * (KB_FRAMES * nb + tail);
+            }
+            if (done < n && base) { /* the scratch holds KB_CAP frames: continue from its start */
+                memmove(xs, xs + base, sizeof(double) * 2 * (KB_HIST + have));
+                base = 0;
+            }
+        } while (done < n);
+        memcpy(ps + KP_E, xs + base, sizeof(double) * 2 * (KB_HIST + have));
+        st->segmax[a] = ma;
+        if (has_b) st->segmax[b] = mb;
+    }
+    if (computed) st->kb_tick_start = 0;
 }
 
 /* ---- per-tick and per-hop work ----------------------------------------------------- */
 
 /* Sum of n (a multiple of 4) tick energies: eight partial sums (w[k] goes to k mod 8,
  * a last group of four to the first four), combined in a fixed order; the result depends
- * only on the values and their order in time, not on where the ring starts. */
-typedef double v4d __attribute__((vector_size(32)));
+ * only on the values and their order in time, not on where the ring starts.  (Pairs of
+ * doubles: registers on every target.) */
 static double window_sum(const double *w, uint32_t n)
 {
-    v4d s0 = {0.0, 0.0, 0.0, 0.0}, s1 = s0;
+    rt_v2d s0 = {0.0, 0.0}, s1 = s0, s2 = s0, s3 = s0; /* partial sums k mod 8 = 0 1, 2 3, 4 5, 6 7 */
     uint32_t k = 0;
     for (; k + 8 <= n; k += 8) {
-        v4d a, b;
+        rt_v2d a, b, c, d;
         memcpy(&a, w + k, sizeof a);
-        memcpy(&b, w + k + 4, sizeof b);
+        memcpy(&b, w + k + 2, sizeof b);
+        memcpy(&c, w + k + 4, sizeof c);
+        memcpy(&d, w + k + 6, sizeof d);
+        s0 += a;
+        s1 += b;
+        s2 += c;
+        s3 += d;
+    }
+    if (k < n) {
+        rt_v2d a, b;
+        memcpy(&a, w + k, sizeof a);
+        memcpy(&b, w + k + 2, sizeof b);
         s0 += a;
         s1 += b;
     }
-    if (k < n) {
-        v4d a;
-        memcpy(&a, w + k, sizeof a);
-        s0 += a;
-    }
-    v4d s = s0 + s1;
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    rt_v2d lo = s0 + s2, hi = s1 + s3; /* (partial k) + (partial k + 4), k = 0..3 */
+    return (lo[0] + lo[1]) + (hi[0] + hi[1]);
 }
 _Static_assert((RING_TICKS - MOMENTARY_TICKS) % 4 == 0 && MOMENTARY_TICKS % 4 == 0, "window_sum takes multiples of 4");
 
@@ -544,10 +1015,14 @@ static void end_of_tick(rt_loudness *st)
         /* Non-finite input reached the K-filter: forget it, count it. */
         tick_energy = 0.0;
         memset(s, 0, sizeof(double) * st->channels * KW_STATE);
+        /* (vector paths: the state, x[-1], e[-2..-1]; no frame is pending at a tick's end) */
+        for (uint32_t k = 0; k < st->pairs; k++) memset(st->pair + (size_t)k * KP_STATE, 0, sizeof(double) * KP_ACC);
         st->nonfinite_ticks++;
     } else {
-        for (uint32_t i = 0; i < st->channels * KW_STATE; i++) s[i] = rt_flush_tiny(s[i]);
+        if (!st->level) /* (the vector paths flush theirs at the start of a tick) */
+            for (uint32_t i = 0; i < st->channels * KW_STATE; i++) s[i] = rt_flush_tiny(s[i]);
     }
+    st->kb_tick_start = 1; /* the vector paths flush their state before the next tick's first block */
 
     st->ring[st->ring_pos] = tick_energy;
     st->ring[st->ring_pos + RING_TICKS] = tick_energy;
@@ -575,25 +1050,46 @@ uint32_t rt_loudness_process(rt_loudness *st, const float *const *in, uint32_t f
     uint32_t done = 0;
     while (done < frames) {
         uint32_t n = frames - done < st->tick_left ? frames - done : st->tick_left;
-        /* Weighted channels two at a time, then the odd one (weight-0 channels are not filtered). */
         const uint32_t *order = st->order;
         uint32_t k = 0;
-        for (; k + 1 < st->weighted; k += 2) {
-            uint32_t a = order[k], b = order[k + 1];
-            weigh_pair(st->kn, st->state + (size_t)a * KW_STATE, st->state + (size_t)b * KW_STATE,
-                       in[a] + done, in[b] + done, n, &st->acc[a], &st->acc[b]);
+        if (st->level) {
+            weigh_blocks(st, in, done, n, n == st->tick_left);
+            k = st->weighted;
+        } else {
+            /* Weighted channels two at a time, then the odd one. */
+            for (; k + 1 < st->weighted; k += 2) {
+                uint32_t a = order[k], b = order[k + 1];
+                weigh_pair(st->kn, st->state + (size_t)a * KW_STATE, st->state + (size_t)b * KW_STATE,
+                           in[a] + done, in[b] + done, n, &st->acc[a], &st->acc[b]);
+            }
+            if (k < st->weighted) {
+                uint32_t a = order[k];
+                weigh(st->kn, st->state + (size_t)a * KW_STATE, in[a] + done, n, &st->acc[a]);
+            }
+            k = 0;
         }
-        if (k < st->weighted) {
-            uint32_t a = order[k];
-            weigh(st->kn, st->state + (size_t)a * KW_STATE, in[a] + done, n, &st->acc[a]);
+        /* Peaks of the channels not read yet (weight-0 ones are not filtered), while the
+         * segment is in cache. */
+        for (; k < st->channels; k++) st->segmax[order[k]] = max_abs_bits(in[order[k]] + done, n);
+        float bound[RT_LOUDNESS_MAX_CHANNELS];
+        for (uint32_t ch = 0; ch < st->channels; ch++) {
+            const uint32_t bits = st->segmax[ch];
+            float m;
+            memcpy(&m, &bits, sizeof m);
+            if (bits < 0x7f800000u) {
+                st->peak[ch] = m > st->peak[ch] ? m : st->peak[ch];
+            } else { /* an infinity or a NaN: the largest finite sample, the hard way */
+                st->nonfinite_input = 1;
+                st->peak[ch] = finite_peak(in[ch] + done, n, st->peak[ch]);
+            }
+            bound[ch] = m; /* NaN only if NaN is the largest: then no bound */
         }
-        /* Peaks on the same segment while it is still in cache (the true-peak maximum does
-         * not depend on how its input is split). */
-        for (uint32_t ch = 0; ch < st->channels; ch++) peak_of(in[ch] + done, n, &st->peak[ch], &st->nonfinite_input);
         if (st->true_peak) {
+            /* The true-peak maximum does not depend on how its input is split, and skips the
+             * channels whose max |x| here cannot raise it without reading them again. */
             const float *seg[RT_LOUDNESS_MAX_CHANNELS];
             for (uint32_t ch = 0; ch < st->channels; ch++) seg[ch] = in[ch] + done;
-            rt_true_peak_process(st->true_peak, seg, n);
+            rt_true_peak_process_bounded(st->true_peak, seg, n, bound);
         }
         done += n;
         st->tick_left -= n;

@@ -6,9 +6,13 @@
  * table to ~1e-14.  Below 0.45 fs the response stays within 0.01 dB of the 48 kHz one
  * from 44.1 kHz up, 0.035 dB at 22.05 kHz; at 8 kHz the bilinear warping of the 1.7 kHz
  * shelf costs 0.2 dB near 1 kHz (a second-order section cannot do better there).
- * The filter runs in double, two channels per vector, in a normalized form (the shelf's
- * numerator divided by b0, the high-pass's by g0, leaving it exactly (1, -2, 1)); the
- * squares are scaled back by (b0 g0)^2 once per tick.  Same filter, rounding only.
+ * The filter runs in double, in a normalized form (the shelf's numerator divided by b0,
+ * the high-pass's by g0, leaving it exactly (1, -2, 1)); the squares are scaled back by
+ * (b0 g0)^2 once per tick.  Same filter, rounding only.  Two ways, chosen at create by
+ * rt_cpu_level(): baseline, the two sections in direct form, two channels per vector;
+ * x86-64-v3 / v4 (AVX2 / AVX-512), the same sections in blocks of ten frames aligned to
+ * the ticks, every output of a block from the state before it (see loudness.c), the two
+ * levels giving the same bits, within 1e-9 LU of the baseline.
  *
  * Time base (aligned to the absolute frame count since create/reset, never to the
  * caller's blocks): a step of hop = round(fs / 10) frames (100 ms; windows are 4 and
@@ -36,9 +40,10 @@
  *
  * True peak (optional at create): rt_true_peak (true_peak.h), BS.1770 factor (4x below
  * 96 kHz, 2x below 192 kHz, 1x above), on every channel (weight 0 included), fed tick
- * segment by tick segment while they are in cache.  Only its running maximum is used, so
- * it skips the oversampling of stretches that provably cannot raise that maximum (exact:
- * see rt_true_peak_process).
+ * segment by tick segment while they are in cache, with each channel's max |x| over the
+ * segment (found in the pass that K-weights it).  Only its running maximum is used, so it
+ * skips the oversampling of stretches that provably cannot raise that maximum (exact: see
+ * rt_true_peak_process_bounded).
  *
  * Values that do not exist yet or are silent are -INFINITY (never NaN); the loudness
  * range is 0 until at least one short-term block passes its gates.

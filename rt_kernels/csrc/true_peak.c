@@ -343,6 +343,193 @@ double rt_true_peak_max(const rt_true_peak *st, uint32_t ch)
 void rt_true_peak_clear(rt_true_peak *st) { memset(st->max, 0, sizeof(double) * st->channels); }
 
 
+/* ---- rt_true_peak_process_bounded (for the loudness meter) -------------------------- */
+
+#include "cpu_level.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+typedef int32_t tp_v4i __attribute__((vector_size(16)));
+
+/* Keeps channel ch's history as tp_chunk keeps it for frames it computes nothing of (and
+ * marks `last` stale: the refined envelope recomputes it from prev and hist). */
+static void tp_keep(rt_true_peak *st, uint32_t ch, const float *x, uint32_t frames)
+{
+    const uint32_t T = st->taps;
+    float *hist = st->hist + (size_t)ch * (T - 1);
+    if (frames >= T - 1) {
+        st->prev[ch] = frames >= T ? x[frames - T] : hist[T - 2];
+        memcpy(hist, x + frames - (T - 1), sizeof(float) * (T - 1));
+    } else {
+        st->prev[ch] = hist[frames - 1];
+        memmove(hist, hist + frames, sizeof(float) * (T - 1 - frames));
+        memcpy(hist + (T - 1 - frames), x, sizeof(float) * frames);
+    }
+    st->stale[ch] = 1;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TP_SCREEN 16u       /* outputs per group of tp_screen_v4 */
+#define TP_SCREEN_SPAN 512u /* frames screened at once (a bit per group: <= 64 groups) */
+/* Which groups of TP_SCREEN outputs (frames 16 g .. 16 g + 15 of lin + T - 1, lin holding
+ * the T - 1 samples before) may raise the maximum mx: bit g clear only when, for every
+ * output of the group, |y_short| + short_err * W < mx, W the largest |x| in the group's
+ * window and y_short the TP_SHORT central taps (with phase 0, x itself), computed here.
+ * That is tp_chunk's second test, and its argument holds as it is: short_err covers the
+ * rounding of both the full FIR and an 8-tap one (this one: float, fused); the threshold
+ * mx / (1 + 2^-20) - short_err (1 + 2^-20) W, rounded down to float and computed in float
+ * with one rounding, stays below mx - short_err W (the margins exceed that rounding, also
+ * for the underflow of values below 1e-37: mx >= 1e-30 here).  NaN never raises the
+ * maximum and is left out of both |y_short| and W (vrangeps returns the other operand). */
+__attribute__((target("arch=x86-64-v4"), always_inline))
+static inline uint64_t tp_screen_tl(const rt_true_peak *st, const float *lin, uint32_t n, double mx, const uint32_t T,
+                                    const uint32_t L)
+{
+    const uint32_t k0 = T / 2 - TP_SHORT / 2;
+    const float *coef = st->coef;
+    const double limd = mx / (1.0 + 0x1p-20), ed = st->short_err * (1.0 + 0x1p-20);
+    float limf = (float)limd, ef = (float)ed;
+    if ((double)limf > limd) limf = nextafterf(limf, 0.0f);
+    if ((double)ef < ed) ef = nextafterf(ef, INFINITY);
+    const __m512 lim = _mm512_set1_ps(limf), e = _mm512_set1_ps(ef);
+    uint64_t need = 0;
+    for (uint32_t g = 0; TP_SCREEN * g < n; g++) {
+        const float *w = lin + TP_SCREEN * g, *xg = w + T - 1;
+        __m512 wm = _mm512_loadu_ps(w); /* max |x| over w[0 .. T + 15), in whole vectors */
+        for (uint32_t j = TP_SCREEN; j < T + TP_SCREEN - 1; j += TP_SCREEN) wm = _mm512_range_ps(wm, _mm512_loadu_ps(w + j), 0x0b);
+        const __m512 thr = _mm512_fnmadd_ps(e, _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_abs_ps(wm))), lim);
+        __m512 xv[TP_SHORT];
+        for (uint32_t q = 0; q < TP_SHORT; q++) xv[q] = _mm512_loadu_ps(xg - k0 - q);
+        __m512 ys = _mm512_abs_ps(_mm512_loadu_ps(xg - T / 2));
+        for (uint32_t p = 1; p < L; p++) {
+            __m512 acc = _mm512_mul_ps(_mm512_set1_ps(coef[k0 * L + p]), xv[0]);
+            for (uint32_t q = 1; q < TP_SHORT; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(coef[(k0 + q) * L + p]), xv[q], acc);
+            ys = _mm512_range_ps(ys, acc, 0x0b);
+        }
+        if (_mm512_cmp_ps_mask(ys, thr, _CMP_LT_OQ) != 0xffff) need |= 1ull << g;
+        /* material whose every group may raise the maximum (a steady tone at it): the
+         * screen would only add to tp_chunk's work, so give up early */
+        if (g == 3 && need == 0xf) return ~0ull;
+    }
+    return need;
+}
+
+/* tp_screen_tl for the default design (32 taps per phase), one body per factor; 0 for
+ * another design: screen nothing. */
+__attribute__((target("arch=x86-64-v4")))
+static uint64_t tp_screen_v4(const rt_true_peak *st, const float *lin, uint32_t n, double mx)
+{
+    if (st->taps != TP_TAPS_PER_PHASE) return ~0ull;
+    switch (st->factor) {
+    case 2: return tp_screen_tl(st, lin, n, mx, TP_TAPS_PER_PHASE, 2);
+    case 4: return tp_screen_tl(st, lin, n, mx, TP_TAPS_PER_PHASE, 4);
+    default: return tp_screen_tl(st, lin, n, mx, TP_TAPS_PER_PHASE, 8);
+    }
+}
+#endif
+
+/* rt_true_peak_process for a caller that has already read the input (the loudness meter
+ * finds max |x| per channel in the pass that K-weights it).  Per channel:
+ *   - the bound and the history below tp_chunk's first threshold (thr, the largest float
+ *     <= max / skip_bound): no window of these frames holds a sample >= thr, so none of
+ *     their interpolated values can raise the maximum (tp_chunk's argument); only the
+ *     history is kept (tp_keep);
+ *   - else, with AVX-512 (rt_cpu_level() 4), tp_screen_v4 finds the groups of 16 outputs
+ *     that may raise it, and only those go through tp_chunk (the others: tp_keep);
+ *   - else everything goes through tp_chunk, as in process.
+ * Every interpolated value computed is tp_chunk's, whatever range it is computed in (its
+ * arithmetic does not depend on the block split), and the values skipped cannot raise the
+ * maximum, so the maxima are those of rt_true_peak_process, bit for bit.  NaN samples may
+ * be left out of the bound: an interpolated value with a NaN in its window is NaN and
+ * never raises the maximum, and the others are bounded by the finite samples. */
+uint32_t rt_true_peak_process_bounded(rt_true_peak *st, const float *const *in, uint32_t frames, const float *bound)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int screen = rt_cpu_level() >= 4;
+#endif
+    for (uint32_t ch = 0; ch < st->channels && frames > 0; ch++) {
+        const float *x = in[ch];
+        const float b = bound[ch];
+        const double mx = st->max[ch];
+        if (st->factor == 1) {
+            if (mx > 0.0 && b <= mx) { /* the points are the samples: keep the last two */
+                st->last[2 * ch] = frames >= 2 ? fabsf(x[frames - 2]) : st->last[2 * ch + 1];
+                st->last[2 * ch + 1] = fabsf(x[frames - 1]);
+            } else {
+                run_1x(st, ch, x, NULL, 0, frames);
+            }
+            continue;
+        }
+        const uint32_t T = st->taps;
+        if (mx > 0.0) {
+            /* tp_chunk's threshold: the largest float <= thr (thr > 0: one step down) */
+            const double thr = mx / st->skip_bound;
+            float thrf = (float)thr;
+            if ((double)thrf > thr) {
+                uint32_t bits;
+                memcpy(&bits, &thrf, sizeof bits);
+                bits--;
+                memcpy(&thrf, &bits, sizeof bits);
+            }
+            if (b < thrf) { /* (false for a NaN bound) */
+                /* the history's largest magnitude as bits (NaN above all: no skipping), four
+                 * at a time (T - 1 = 4 m + 3) */
+                const float *hist = st->hist + (size_t)ch * (T - 1);
+                tp_v4i hv = {0, 0, 0, 0};
+                uint32_t k = 0;
+                for (; k + 4 < T; k += 4) {
+                    tp_v4i v;
+                    memcpy(&v, hist + k, sizeof v);
+                    v &= 0x7fffffff;
+                    const tp_v4i gt = v > hv;
+                    hv = (v & gt) | (hv & ~gt);
+                }
+                int32_t hb = 0, tb;
+                for (uint32_t q = 0; q < 4; q++) hb = hv[q] > hb ? hv[q] : hb;
+                for (; k + 1 < T; k++) {
+                    int32_t v;
+                    memcpy(&v, hist + k, sizeof v);
+                    hb = (v & 0x7fffffff) > hb ? v & 0x7fffffff : hb;
+                }
+                memcpy(&tb, &thrf, sizeof tb);
+                if (hb < tb) {
+                    tp_keep(st, ch, x, frames);
+                    continue;
+                }
+            }
+        }
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (screen && st->max[ch] >= 1e-30) {
+            for (uint32_t off = 0; off < frames; off += TP_SCREEN_SPAN) {
+                const uint32_t n = frames - off < TP_SCREEN_SPAN ? frames - off : TP_SCREEN_SPAN;
+                /* history and frames, then zeros for the last group's loads */
+                float lin[128 + TP_SCREEN_SPAN + 2 * TP_SCREEN];
+                memcpy(lin, st->hist + (size_t)ch * (T - 1), sizeof(float) * (T - 1));
+                memcpy(lin + T - 1, x + off, sizeof(float) * n);
+                memset(lin + T - 1 + n, 0, sizeof(float) * 2 * TP_SCREEN);
+                uint64_t need = tp_screen_v4(st, lin, n, st->max[ch]);
+                uint32_t cur = 0; /* frames up to here are done */
+                while (need) {
+                    const uint32_t g0 = (uint32_t)__builtin_ctzll(need), run = (uint32_t)__builtin_ctzll(~(need >> g0));
+                    const uint32_t s = TP_SCREEN * g0, e = TP_SCREEN * (g0 + run) < n ? TP_SCREEN * (g0 + run) : n;
+                    if (s > cur) tp_keep(st, ch, x + off + cur, s - cur);
+                    for (uint32_t c = s; c < e; c += TP_CHUNK)
+                        st->chunk(st, ch, x + off + c, NULL, 0, e - c < TP_CHUNK ? e - c : TP_CHUNK);
+                    cur = e;
+                    need &= ~(((2ull << (run - 1)) - 1) << g0);
+                }
+                if (cur < n) tp_keep(st, ch, x + off + cur, n - cur);
+            }
+            continue;
+        }
+#endif
+        for (uint32_t off = 0; off < frames; off += TP_CHUNK)
+            st->chunk(st, ch, x + off, NULL, 0, frames - off < TP_CHUNK ? frames - off : TP_CHUNK);
+    }
+    return frames;
+}
+
 #else /* TP_TEMPLATE: the vector kernels, included twice by the part above */
 
 /* TP_W floats per vector; names get the suffix TP_SFX, functions the attribute TP_TARGET. */

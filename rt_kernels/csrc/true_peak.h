@@ -85,5 +85,13 @@ uint32_t rt_true_peak_envelope_bounded(rt_true_peak *st, const float *const *in,
 double rt_true_peak_max(const rt_true_peak *st, uint32_t ch);
 /* Zeroes the running maxima (history kept). */
 void rt_true_peak_clear(rt_true_peak *st);
+/* Audio thread.  As rt_true_peak_process (the same maxima, bit for bit; the envelope
+ * functions may follow), for a caller that already knows, per channel, bound[ch] >=
+ * |in[ch][i]| for every non-NaN sample of these frames (NaN or +inf: no bound known): a
+ * channel whose bound and history cannot raise its maximum only keeps its history, without
+ * reading the frames again; with AVX-512 (rt_cpu_level() 4) the others are screened in
+ * groups of 16 frames with process's second test, and only the groups that may raise the
+ * maximum are computed.  For the loudness meter. */
+uint32_t rt_true_peak_process_bounded(rt_true_peak *st, const float *const *in, uint32_t frames, const float *bound);
 /* cffi:end */
 #endif
