@@ -129,8 +129,13 @@ def test_vector_and_baseline_paths_agree_far_below_audibility(paths):
             va, vb = float.fromhex(a[field]), float.fromhex(b[field])
             assert np.isfinite(va) or va == vb, (name, field)
             assert vb == pytest.approx(va, abs=1e-9), (name, field)
-        # Peaks do not go through the K-filter: the same on every path.
-        assert a["sample_peak"] == b["sample_peak"] and a["true_peak"] == b["true_peak"], name
+        # The sample peak does not go through any filter: the same on every path.  The true
+        # peak's interpolation filter is fused multiply-add on the vector paths and not on
+        # the baseline: float32 rounding apart, the same.
+        assert a["sample_peak"] == b["sample_peak"], name
+        for ha, hb in zip(a["true_peak"], b["true_peak"], strict=True):  # dBTP per channel
+            tpa, tpb = float.fromhex(ha), float.fromhex(hb)
+            assert tpa == tpb or abs(tpa - tpb) < 1e-5, (name, tpa, tpb)
 
 
 def _k_weighted_momentary(x: np.ndarray, fs: int) -> float:
