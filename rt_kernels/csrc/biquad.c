@@ -1,25 +1,100 @@
 #include "biquad.h"
+#include "cpu_level.h"
 #include "rt_common.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Work is done in grid-aligned chunks of RT_BQ_CHUNK frames (aligned to the
- * absolute frame count, not to the caller's blocks); tiny state is flushed at
- * each grid point.  That keeps the output bit-identical for any block size. */
-#define RT_BQ_CHUNK 128
-#define RT_BQ_HISTORY 6  /* per section: x1 x2 x3 y1 y2 y3 */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RT_BQ_X86 1
+#include <immintrin.h>
+#endif
+
+/* How the cascade runs: a wavefront over the stages.
+ *
+ * Processed sample by sample a cascade is one long chain of dependent multiply-adds;
+ * processed stage by stage each stage's recursion is a chain of its own.  Either way the
+ * arithmetic units mostly wait.  Here stage s processes frame m at "iteration" m + s of
+ * a channel pair: at one iteration every stage works on a different frame and they are
+ * all independent (stage s reads what stage s-1 produced one iteration earlier).  The
+ * vector paths pack the stages of an iteration into lanes: a lane is (group of
+ * consecutive stages, channel), e.g. AVX-512 holds 4 groups x 2 channels; the baseline
+ * walks the stages with a channel pair in one 16-byte vector.
+ *
+ * Every stage is direct form I, always with the same operations in the same order:
+ *     y[m] = b0 x[m] + b1 x[m-1] + b2 x[m-2] - a2 y[m-2] - a1 y[m-1]
+ * (the vector paths fuse each product into its add: one rounding per term).  Which
+ * iteration a frame is computed at never changes its arithmetic, so the skew does not
+ * show in the output: zero latency, and bit-identical output for any block split.
+ *
+ * Coefficients set between calls apply to every stage from the same frame, as in a
+ * stage-by-stage cascade: a call runs the wavefront until every stage has processed its
+ * last frame.  The baseline simply drains at the end of each call.  The vector paths
+ * keep the wavefront flowing from call to call (frames in flight stay in flight) and
+ * finish the call's last outputs on a copy of the state; they drain it for real only
+ * when coefficients change (rt_biquad_set_coefficients).  Both compute the same values.
+ *
+ * Tiny state is flushed to zero (rt_flush_tiny) on a grid of the absolute frame count:
+ * stage s flushes after its frame m when (m + s) % RT_BQ_GRID == RT_BQ_GRID - 1, at one
+ * iteration for all stages.  It flushes what its next frames read of its own output,
+ * y[m], y[m-1], y[m-2] (the next stage's x history too).  The cascade's input is never
+ * flushed: it is float32 copied into doubles, never subnormal and never decaying. */
+
+#define RT_BQ_GRID 128u
+#define RT_BQ_BLOCK 256   /* frames staged as interleaved doubles at a time */
+#define RT_BQ_MAX_SLOTS 8 /* stages per lane group in a vector pass (kept in registers) */
+#define RT_BQ_MAX_PASSES 16
+#ifndef RT_BQ_WIDE_FROM
+#define RT_BQ_WIDE_FROM 3
+#endif
+#ifndef RT_BQ_MEDIUM_FROM
+#define RT_BQ_MEDIUM_FROM 3
+#endif
+
+/* A vector pass: the stages first .. first + stages - 1, `lanes` doubles per vector
+ * (lanes / 2 groups), `slots` stages per group.  The first group starts with `pad`
+ * identity stages, so that the last real stage is the last slot of the last group
+ * (where the output is read).
+ *
+ * At iteration i (counted from the last drain of the wavefront) the stage in lane
+ * (group g, slot j) processes the pass's input frame i - off, off = g (slots + 1) + j
+ * (see RT_BQ_DEFINE_PASS).  run() does iterations [i0, i1) in place on buf: it reads
+ * iteration i's input pair at buf[2 (i - base)] and writes the output pair of that
+ * iteration (input frame i - depth) to the same place.  Lanes with nothing to do (off > i,
+ * or frame i - off >= end: past the last frame before a drain) keep their state. */
+typedef void (*pass_fn)(double *state, const double *coef, double *buf, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base,
+                        ptrdiff_t end, uint32_t phase, uint32_t pad);
+
+typedef struct {
+    uint32_t first, stages, lanes, slots, pad;
+    uint32_t depth;       /* the last lane's off: lanes / 2 * (slots + 1) - 2 */
+    uint32_t lag;         /* frames the pass's input lags the cascade's input (earlier passes' depths) */
+    size_t state_offset;  /* into a pair's state block, doubles */
+    pass_fn run;
+    double *coef;         /* slots * 5 vectors (b0 b1 b2 a1 a2), one lane per (group, channel) */
+} vpass;
 
 struct rt_biquad {
     uint32_t channels;
     uint32_t sections;
-    uint32_t grid_phase;  /* frames processed since the last grid point */
+    uint32_t pairs;
+    uint32_t level;      /* rt_cpu_level() at create: 0, 3 or 4 */
+    uint32_t passes;     /* vector paths */
+    uint32_t depth;      /* vector paths: sum of the passes' depths */
+    uint64_t frame;      /* absolute frame count */
+    uint64_t drained_at; /* vector paths: absolute frame of the last drain */
     double sample_rate;
-    double *coeffs;       /* sections * 5: b0 b1 b2 a1 a2 */
-    double *state;        /* per channel, per section: x1 x2 x3 y1 y2 y3 */
-    rt_v2d *hist;         /* one channel pair's history while it runs */
-    rt_v2d lanes[RT_BQ_CHUNK];
+    double *coeffs;      /* sections * 5: b0 b1 b2 a1 a2 */
+    /* baseline: per pair, (sections + 1) rows of 3: row 0 holds x, row s + 1 holds stage
+     * s's y, for frames m, m-1, m-2 at index m % 3 */
+    rt_v2d *ring;
+    rt_v2d *bcoef;       /* sections * 5 splats */
+    vpass pass[RT_BQ_MAX_PASSES];
+    size_t pair_state;   /* doubles of vector state per pair (all passes) */
+    double *state;       /* pairs * pair_state */
+    double *spare;       /* pair_state: where a call's last outputs are finished */
+    double *buf;         /* RT_BQ_BLOCK interleaved pairs */
 };
 
 static const double identity[5] = {1.0, 0.0, 0.0, 0.0, 0.0};
@@ -107,25 +182,568 @@ int rt_biquad_design(int type, double fs, double f0, double q, double gain_db,
     return 0;
 }
 
-static uint32_t state_stride(const rt_biquad *bq) { return RT_BQ_HISTORY * bq->sections; }
+/* ---- the baseline path: portable C, one channel pair per rt_v2d ---------------------- */
+
+static inline rt_v2d splat(double v) { return (rt_v2d){v, v}; }
+
+static inline rt_v2d zero_tiny(rt_v2d v) { return (rt_v2d){rt_flush_tiny(v[0]), rt_flush_tiny(v[1])}; }
+
+/* Iterations [i0, i1) of a call of n frames for one pair.  At iteration i stage s
+ * processes call frame i - s if that lies in [0, n); frame f's output appears at
+ * iteration f + sections - 1.  `first` is the absolute index of the call's frame 0. */
+static void base_run(rt_biquad *bq, rt_v2d *ring, const float *src0, const float *src1, float *dst0,
+                     float *dst1, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t n, uint64_t first)
+{
+    const ptrdiff_t stages = bq->sections;
+    const rt_v2d *c = bq->bcoef;
+    for (ptrdiff_t i = i0; i < i1; i++) {
+        /* Active stages: 0 <= i - s < n.  Last to first, so that stage s reads stage
+         * s-1's outputs before stage s-1 overwrites the oldest of them. */
+        ptrdiff_t hi = i < stages - 1 ? i : stages - 1, lo = i - n + 1 > 0 ? i - n + 1 : 0;
+        uint32_t r = (uint32_t)((first + (uint64_t)(i - hi)) % 3u); /* ring index of stage hi's sample */
+        for (ptrdiff_t s = hi; s >= lo; s--) {
+            const uint32_t r1 = r == 0 ? 2 : r - 1, r2 = r1 == 0 ? 2 : r1 - 1;
+            rt_v2d *in = ring + 3 * s, *out = in + 3;
+            if (s == 0) in[r] = (rt_v2d){src0[i], src1[i]};
+            const rt_v2d *k = c + 5 * s;
+            rt_v2d t = k[2] * in[r2];
+            t = t + k[1] * in[r1];
+            t = t - k[4] * out[r2];
+            t = t + k[0] * in[r];
+            out[r] = t - k[3] * out[r1];
+            r = r == 2 ? 0 : r + 1;
+        }
+        if (hi == stages - 1 && i - hi < n) {
+            ptrdiff_t f = i - hi;
+            rt_v2d y = ring[3 * stages + (uint32_t)((first + (uint64_t)f) % 3u)];
+            dst1[f] = (float)y[1];
+            dst0[f] = (float)y[0]; /* last: for an odd channel out, dst1 == dst0 */
+        }
+        if ((first + (uint64_t)i) % RT_BQ_GRID == RT_BQ_GRID - 1) {
+            for (ptrdiff_t s = lo; s <= hi; s++)
+                for (int k = 0; k < 3; k++) ring[3 * (s + 1) + k] = zero_tiny(ring[3 * (s + 1) + k]);
+        }
+    }
+}
+
+static void base_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
+{
+    const size_t rows = 3u * (bq->sections + 1u);
+    for (uint32_t p = 0; p < bq->pairs; p++) {
+        uint32_t ch0 = 2 * p, ch1 = ch0 + 1 < bq->channels ? ch0 + 1 : ch0;
+        base_run(bq, bq->ring + rows * p, in[ch0], in[ch1], out[ch0], out[ch1], 0,
+                 (ptrdiff_t)frames + bq->sections - 1, frames, bq->frame);
+    }
+}
+
+
+/* ---- the vector paths ---------------------------------------------------------------- */
+
+#ifdef RT_BQ_X86
+
+/* Operations per vector width, suffixed by the lane count: _8 (AVX-512, 4 groups x 2
+ * channels), _4 (AVX2, 2 x 2), _2 (one group: SSE registers with FMA, for cascades too
+ * short to fill more lanes).  vm: a lane mask. */
+
+#define ATTR_8 __attribute__((target("arch=x86-64-v4"), always_inline)) static inline
+typedef __m512d vd_8;
+typedef __mmask8 vm_8;
+ATTR_8 vd_8 ld_8(const double *p) { return _mm512_load_pd(p); }
+ATTR_8 void st_8(double *p, vd_8 v) { _mm512_store_pd(p, v); }
+ATTR_8 vd_8 mul_8(vd_8 a, vd_8 b) { return _mm512_mul_pd(a, b); }
+ATTR_8 vd_8 fma_8(vd_8 a, vd_8 b, vd_8 c) { return _mm512_fmadd_pd(a, b, c); }
+ATTR_8 vd_8 fnma_8(vd_8 a, vd_8 b, vd_8 c) { return _mm512_fnmadd_pd(a, b, c); }
+ATTR_8 vd_8 set1_8(double v) { return _mm512_set1_pd(v); }
+/* A slot-0 input: lanes 0-1 <- the pair at p (new frame for group 0), lanes 2-7 <- y's
+ * lanes 0-5 (each group's last stage feeds the next group). */
+ATTR_8 vd_8 shift_in_8(vd_8 y, const double *p)
+{
+    __m512d pair = _mm512_broadcast_f64x2(_mm_loadu_pd(p));
+    return _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(y), _mm512_castpd_si512(pair), 6));
+}
+ATTR_8 void store_last_8(double *p, vd_8 v) { _mm_storeu_pd(p, _mm512_extractf64x2_pd(v, 3)); }
+ATTR_8 vd_8 group_offsets_8(double g) { return _mm512_set_pd(3 * g, 3 * g, 2 * g, 2 * g, g, g, 0, 0); }
+/* lanes where off <= i and off > i - end */
+ATTR_8 vm_8 active_8(vd_8 off, vd_8 i, vd_8 i_minus_end)
+{
+    return _mm512_cmp_pd_mask(off, i, _CMP_LE_OQ) & _mm512_cmp_pd_mask(off, i_minus_end, _CMP_GT_OQ);
+}
+ATTR_8 vm_8 at_least_8(vd_8 off, vd_8 v) { return _mm512_cmp_pd_mask(off, v, _CMP_GE_OQ); }
+ATTR_8 vm_8 mand_8(vm_8 a, vm_8 b) { return a & b; }
+ATTR_8 vm_8 same_8(vd_8 a, vd_8 b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
+ATTR_8 vd_8 blend_8(vm_8 m, vd_8 old, vd_8 new) { return _mm512_mask_mov_pd(old, m, new); }
+ATTR_8 vd_8 flush_8(vd_8 v, vm_8 m)
+{
+    vm_8 tiny = _mm512_cmp_pd_mask(_mm512_abs_pd(v), _mm512_set1_pd(RT_STATE_FLOOR), _CMP_LT_OQ) & m;
+    return _mm512_mask_mov_pd(v, tiny, _mm512_setzero_pd());
+}
+
+#define ATTR_4 __attribute__((target("arch=x86-64-v3"), always_inline)) static inline
+typedef __m256d vd_4;
+typedef __m256d vm_4;
+ATTR_4 vd_4 ld_4(const double *p) { return _mm256_load_pd(p); }
+ATTR_4 void st_4(double *p, vd_4 v) { _mm256_store_pd(p, v); }
+ATTR_4 vd_4 mul_4(vd_4 a, vd_4 b) { return _mm256_mul_pd(a, b); }
+ATTR_4 vd_4 fma_4(vd_4 a, vd_4 b, vd_4 c) { return _mm256_fmadd_pd(a, b, c); }
+ATTR_4 vd_4 fnma_4(vd_4 a, vd_4 b, vd_4 c) { return _mm256_fnmadd_pd(a, b, c); }
+ATTR_4 vd_4 set1_4(double v) { return _mm256_set1_pd(v); }
+ATTR_4 vd_4 shift_in_4(vd_4 y, const double *p)
+{
+    return _mm256_permute2f128_pd(y, _mm256_castpd128_pd256(_mm_loadu_pd(p)), 0x02);
+}
+ATTR_4 void store_last_4(double *p, vd_4 v) { _mm_storeu_pd(p, _mm256_extractf128_pd(v, 1)); }
+ATTR_4 vd_4 group_offsets_4(double g) { return _mm256_set_pd(g, g, 0, 0); }
+ATTR_4 vm_4 active_4(vd_4 off, vd_4 i, vd_4 i_minus_end)
+{
+    return _mm256_and_pd(_mm256_cmp_pd(off, i, _CMP_LE_OQ), _mm256_cmp_pd(off, i_minus_end, _CMP_GT_OQ));
+}
+ATTR_4 vm_4 at_least_4(vd_4 off, vd_4 v) { return _mm256_cmp_pd(off, v, _CMP_GE_OQ); }
+ATTR_4 vm_4 mand_4(vm_4 a, vm_4 b) { return _mm256_and_pd(a, b); }
+ATTR_4 vm_4 same_4(vd_4 a, vd_4 b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
+ATTR_4 vd_4 blend_4(vm_4 m, vd_4 old, vd_4 new) { return _mm256_blendv_pd(old, new, m); }
+ATTR_4 vd_4 flush_4(vd_4 v, vm_4 m)
+{
+    const vd_4 magnitude = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    vm_4 tiny = _mm256_and_pd(_mm256_cmp_pd(_mm256_and_pd(v, magnitude), _mm256_set1_pd(RT_STATE_FLOOR), _CMP_LT_OQ), m);
+    return _mm256_andnot_pd(tiny, v);
+}
+
+#define ATTR_2 __attribute__((target("arch=x86-64-v3"), always_inline)) static inline
+typedef __m128d vd_2;
+typedef __m128d vm_2;
+ATTR_2 vd_2 ld_2(const double *p) { return _mm_load_pd(p); }
+ATTR_2 void st_2(double *p, vd_2 v) { _mm_store_pd(p, v); }
+ATTR_2 vd_2 mul_2(vd_2 a, vd_2 b) { return _mm_mul_pd(a, b); }
+ATTR_2 vd_2 fma_2(vd_2 a, vd_2 b, vd_2 c) { return _mm_fmadd_pd(a, b, c); }
+ATTR_2 vd_2 fnma_2(vd_2 a, vd_2 b, vd_2 c) { return _mm_fnmadd_pd(a, b, c); }
+ATTR_2 vd_2 set1_2(double v) { return _mm_set1_pd(v); }
+ATTR_2 vd_2 shift_in_2(vd_2 y, const double *p) { return _mm_loadu_pd(p); }
+ATTR_2 void store_last_2(double *p, vd_2 v) { _mm_storeu_pd(p, v); }
+ATTR_2 vd_2 group_offsets_2(double g) { return _mm_setzero_pd(); }
+ATTR_2 vm_2 active_2(vd_2 off, vd_2 i, vd_2 i_minus_end)
+{
+    return _mm_and_pd(_mm_cmp_pd(off, i, _CMP_LE_OQ), _mm_cmp_pd(off, i_minus_end, _CMP_GT_OQ));
+}
+ATTR_2 vm_2 at_least_2(vd_2 off, vd_2 v) { return _mm_cmp_pd(off, v, _CMP_GE_OQ); }
+ATTR_2 vm_2 mand_2(vm_2 a, vm_2 b) { return _mm_and_pd(a, b); }
+ATTR_2 vm_2 same_2(vd_2 a, vd_2 b) { return _mm_cmp_pd(a, b, _CMP_EQ_OQ); }
+ATTR_2 vd_2 blend_2(vm_2 m, vd_2 old, vd_2 new) { return _mm_blendv_pd(old, new, m); }
+ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
+{
+    const vd_2 magnitude = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
+    vm_2 tiny = _mm_and_pd(_mm_cmp_pd(_mm_and_pd(v, magnitude), _mm_set1_pd(RT_STATE_FLOOR), _CMP_LT_OQ), m);
+    return _mm_andnot_pd(tiny, v);
+}
+
+#define RT_BQ_PASS_ARGS                                                                                          \
+    double *restrict state, const double *restrict coef, double *buf, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base, \
+        ptrdiff_t end, uint32_t phase, uint32_t pad
+
+/* The pass template, per lane count W.  G (slots per group) is a compile-time constant
+ * after inlining, so the state lives in registers (arrays are sized RT_BQ_MAX_SLOTS, not
+ * G: variable-length arrays would stay in memory).
+ *
+ * Layout: lane 2g + c is group g, channel c; slot j of group g is the stage at position
+ * g G + j (pad included).  A group's slot 0 takes the previous group's last output of
+ * two iterations before (one would do, but then the dependent operations through a
+ * group, two per slot plus the lane shift, would bound the speed of short cascades), so
+ * the stage at lane (g, j) processes input frame i - off at iteration i, with
+ * off = g (G + 1) + j, and the pass is depth = groups (G + 1) - 2 iterations deep.
+ *
+ * State: per slot j its outputs at m, m-1, m-2 (y1 y2 y3, which slot j+1 reads as its x
+ * history), then slot 0's inputs at m, m-1 (h1 h2).
+ *
+ * step: every slot's next output into dst.  dst may be y3: slots run last to first, so
+ * slot j+1 has read y3[j] (its x2) before slot j replaces it.  One multiply and four
+ * fused multiply-adds, each with one rounding, in a fixed order:
+ *   W > 2:  t = b2 x2; t += b1 x1; t -= a2 y2; t += b0 x; y = t - a1 y1
+ *   W = 2:  t = b2 x2; t += b1 x1; t += b0 x; t -= a2 y2; y = t - a1 y1
+ * With one group the y[m-2] path is the longest chain (feedback last); with several the
+ * path from a stage's input to its output is (input late). */
+#define RT_BQ_DEFINE_PASS(W)                                                                                     \
+    ATTR_##W void step_##W(const int G, const double *coef, const vd_##W *y1, const vd_##W *y2, vd_##W *y3,      \
+                           vd_##W x0, vd_##W h1, vd_##W h2, vd_##W *dst)                                         \
+    {                                                                                                            \
+        _Pragma("GCC unroll 8") for (int j = G - 1; j >= 0; j--) {                                               \
+            const vd_##W x = j ? y1[j - 1] : x0, x1 = j ? y2[j - 1] : h1, x2 = j ? y3[j - 1] : h2;               \
+            const double *k = coef + 5 * W * j;                                                                  \
+            vd_##W t = mul_##W(ld_##W(k + 2 * W), x2);                                                           \
+            t = fma_##W(ld_##W(k + W), x1, t);                                                                   \
+            if (W > 2) {                                                                                         \
+                t = fnma_##W(ld_##W(k + 4 * W), y2[j], t);                                                       \
+                t = fma_##W(ld_##W(k), x, t);                                                                    \
+            } else {                                                                                             \
+                t = fma_##W(ld_##W(k), x, t);                                                                    \
+                t = fnma_##W(ld_##W(k + 4 * W), y2[j], t);                                                       \
+            }                                                                                                    \
+            dst[j] = fnma_##W(ld_##W(k + 3 * W), y1[j], t);                                                      \
+        }                                                                                                        \
+    }                                                                                                            \
+    /* Flush tiny history in the lanes of `live` (per slot; slot 0's inputs by live0). */                        \
+    ATTR_##W void flush_all_##W(const int G, const vm_##W *live, vm_##W live0, vd_##W *y1, vd_##W *y2,           \
+                                vd_##W *y3, vd_##W *h1, vd_##W *h2)                                              \
+    {                                                                                                            \
+        _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                    \
+            y1[j] = flush_##W(y1[j], live[j]);                                                                   \
+            y2[j] = flush_##W(y2[j], live[j]);                                                                   \
+            y3[j] = flush_##W(y3[j], live[j]);                                                                   \
+        }                                                                                                        \
+        *h1 = flush_##W(*h1, live0);                                                                             \
+        *h2 = flush_##W(*h2, live0);                                                                             \
+    }                                                                                                            \
+    /* Flush group g's lanes if iteration i is its grid point: the stage at lane (g, j) is                       \
+     * global stage first + g G + j - pad on frame i - g (G + 1) - j, so (frame + stage) %                       \
+     * GRID == GRID - 1 when (phase + i - g) % GRID == GRID - 1. */                                              \
+    ATTR_##W void grid_##W(const int G, uint32_t phase, ptrdiff_t i, const vm_##W *keep, vm_##W keep0,           \
+                           vd_##W gidx, vd_##W *y1, vd_##W *y2, vd_##W *y3, vd_##W *h1, vd_##W *h2)              \
+    {                                                                                                            \
+        const uint32_t g = (uint32_t)((phase + (uint64_t)i + 1) % RT_BQ_GRID);                                   \
+        if (g >= W / 2) return;                                                                                  \
+        vm_##W live[RT_BQ_MAX_SLOTS];                                                                            \
+        const vm_##W mine = same_##W(gidx, set1_##W((double)g));                                                 \
+        _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) live[j] = mand_##W(keep[j], mine);                   \
+        flush_all_##W(G, live, mand_##W(keep0, mine), y1, y2, y3, h1, h2);                                      \
+    }                                                                                                            \
+    /* One iteration with every lane active: the new outputs replace y3 and the new                              \
+     * slot-0 input goes to *hx (the caller rotates the roles). */                                               \
+    ATTR_##W void fast_##W(const int G, const double *coef, double *io, uint32_t phase, ptrdiff_t i,             \
+                           const vm_##W *real, vm_##W real0, vd_##W gidx, vd_##W *y1, vd_##W *y2, vd_##W *y3,    \
+                           vd_##W *hx, vd_##W *h1, vd_##W *h2)                                                   \
+    {                                                                                                            \
+        *hx = shift_in_##W(y2[G - 1], io);                                                                       \
+        step_##W(G, coef, y1, y2, y3, *hx, *h1, *h2, y3);                                                        \
+        grid_##W(G, phase, i, real, real0, gidx, y3, y1, y2, hx, h1);                                            \
+        store_last_##W(io, y3[G - 1]);                                                                           \
+    }                                                                                                            \
+    ATTR_##W void pass_##W(const int G, RT_BQ_PASS_ARGS)                                                         \
+    {                                                                                                            \
+        typedef vd_##W vd;                                                                                       \
+        typedef vm_##W vm;                                                                                       \
+        const ptrdiff_t depth = (W / 2) * (G + 1) - 2;                                                           \
+        vd a[RT_BQ_MAX_SLOTS], b[RT_BQ_MAX_SLOTS], c[RT_BQ_MAX_SLOTS], off[RT_BQ_MAX_SLOTS], p, q, r;            \
+        vm real[RT_BQ_MAX_SLOTS];                                                                                \
+        const vd gidx = group_offsets_##W(1.0), real_from = set1_##W((double)pad);                               \
+        _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                    \
+            a[j] = ld_##W(state + W * j);                                                                        \
+            b[j] = ld_##W(state + W * (G + j));                                                                  \
+            c[j] = ld_##W(state + W * (2 * G + j));                                                              \
+            off[j] = group_offsets_##W((double)(G + 1)) + set1_##W((double)j);                                   \
+            real[j] = at_least_##W(group_offsets_##W((double)G) + set1_##W((double)j), real_from);               \
+        }                                                                                                        \
+        /* slot-0 lanes whose input comes from a real stage (not the cascade's input,                            \
+         * passed on by pad stages): only those inputs are flushed */                                            \
+        const vm real0 = at_least_##W(group_offsets_##W((double)G), set1_##W((double)pad + 1.0));                \
+        q = ld_##W(state + W * 3 * G);                                                                           \
+        r = ld_##W(state + W * (3 * G + 1));                                                                     \
+        p = q;                                                                                                   \
+        vd last = p;                                                                                             \
+        int handed = 0;                                                                                          \
+        ptrdiff_t i = i0;                                                                                        \
+        while (i < i1) {                                                                                         \
+            if (i >= depth && i < end) {                                                                         \
+                /* every lane active; three iterations per turn so that the history                              \
+                 * registers change roles instead of values: y1 y2 y3 = a b c, c a b, b c a */                   \
+                const ptrdiff_t stop = i1 < end ? i1 : end;                                                      \
+                for (; i + 3 <= stop; i += 3) {                                                                  \
+                    double *io = buf + 2 * (i - base);                                                           \
+                    fast_##W(G, coef, io, phase, i, real, real0, gidx, a, b, c, &p, &q, &r);                     \
+                    fast_##W(G, coef, io + 2, phase, i + 1, real, real0, gidx, c, a, b, &r, &p, &q);             \
+                    fast_##W(G, coef, io + 4, phase, i + 2, real, real0, gidx, b, c, a, &q, &r, &p);             \
+                }                                                                                                \
+                for (; i < stop; i++) {                                                                          \
+                    fast_##W(G, coef, buf + 2 * (i - base), phase, i, real, real0, gidx, a, b, c, &p, &q, &r);   \
+                    _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                        \
+                        const vd t = c[j];                                                                       \
+                        c[j] = b[j];                                                                             \
+                        b[j] = a[j];                                                                             \
+                        a[j] = t;                                                                                \
+                    }                                                                                            \
+                    r = q;                                                                                       \
+                    q = p;                                                                                       \
+                }                                                                                                \
+                handed = 0;                                                                                      \
+                continue;                                                                                        \
+            }                                                                                                    \
+            /* the wavefront filling or draining: every lane computes, the lanes of                              \
+             * stages with a frame to process keep their result */                                               \
+            vd ny[RT_BQ_MAX_SLOTS];                                                                              \
+            vm act[RT_BQ_MAX_SLOTS], keep[RT_BQ_MAX_SLOTS];                                                      \
+            double *io = buf + 2 * (i - base);                                                                   \
+            /* The hand-off is the previous group's output of two iterations before:                             \
+             * y2 while that lane runs every iteration, but when it stops (draining) y2                          \
+             * stays one frame behind, so take y1 as it was one iteration ago. */                                \
+            const vd x0 = shift_in_##W(handed ? last : b[G - 1], io);                                            \
+            last = a[G - 1];                                                                                     \
+            handed = 1;                                                                                          \
+            step_##W(G, coef, a, b, c, x0, q, r, ny);                                                            \
+            const vd vi = set1_##W((double)i), vie = set1_##W((double)(i - end));                                \
+            _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                \
+                act[j] = active_##W(off[j], vi, vie);                                                            \
+                keep[j] = mand_##W(act[j], real[j]);                                                             \
+                c[j] = blend_##W(act[j], c[j], b[j]);                                                            \
+                b[j] = blend_##W(act[j], b[j], a[j]);                                                            \
+                a[j] = blend_##W(act[j], a[j], ny[j]);                                                           \
+            }                                                                                                    \
+            r = blend_##W(act[0], r, q);                                                                         \
+            q = blend_##W(act[0], q, x0);                                                                        \
+            grid_##W(G, phase, i, keep, mand_##W(act[0], real0), gidx, a, b, c, &q, &r);                         \
+            store_last_##W(io, a[G - 1]);                                                                        \
+            i++;                                                                                                 \
+        }                                                                                                        \
+        _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                    \
+            st_##W(state + W * j, a[j]);                                                                         \
+            st_##W(state + W * (G + j), b[j]);                                                                   \
+            st_##W(state + W * (2 * G + j), c[j]);                                                               \
+        }                                                                                                        \
+        st_##W(state + W * 3 * G, q);                                                                            \
+        st_##W(state + W * (3 * G + 1), r);                                                                      \
+    }
+
+RT_BQ_DEFINE_PASS(8)
+RT_BQ_DEFINE_PASS(4)
+RT_BQ_DEFINE_PASS(2)
+
+#define RT_BQ_PASS(W, tgt, g)                                                                                    \
+    __attribute__((target(tgt))) static void pass_##W##_##g(RT_BQ_PASS_ARGS)                                    \
+    {                                                                                                            \
+        pass_##W(g, state, coef, buf, i0, i1, base, end, phase, pad);                                            \
+    }
+#define RT_BQ_PASSES(W, tgt)                                                                                     \
+    RT_BQ_PASS(W, tgt, 1) RT_BQ_PASS(W, tgt, 2) RT_BQ_PASS(W, tgt, 3) RT_BQ_PASS(W, tgt, 4)                      \
+    RT_BQ_PASS(W, tgt, 5) RT_BQ_PASS(W, tgt, 6) RT_BQ_PASS(W, tgt, 7) RT_BQ_PASS(W, tgt, 8)                      \
+    static const pass_fn passes_##W[RT_BQ_MAX_SLOTS] = {pass_##W##_1, pass_##W##_2, pass_##W##_3, pass_##W##_4,  \
+                                                        pass_##W##_5, pass_##W##_6, pass_##W##_7, pass_##W##_8};
+RT_BQ_PASSES(8, "arch=x86-64-v4")
+RT_BQ_PASSES(4, "arch=x86-64-v3")
+RT_BQ_PASSES(2, "arch=x86-64-v3")
+
+/* Staging: frames of a channel pair as interleaved doubles, and back. */
+__attribute__((target("arch=x86-64-v4"))) static void stage_in_v4(double *dst, const float *src0, const float *src1,
+                                                                   size_t count)
+{
+    const __m512i lo = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0), hi = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+    size_t k = 0;
+    for (; k + 8 <= count; k += 8) {
+        __m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(src0 + k)), b = _mm512_cvtps_pd(_mm256_loadu_ps(src1 + k));
+        _mm512_storeu_pd(dst + 2 * k, _mm512_permutex2var_pd(a, lo, b));
+        _mm512_storeu_pd(dst + 2 * k + 8, _mm512_permutex2var_pd(a, hi, b));
+    }
+    for (; k < count; k++) {
+        dst[2 * k] = src0[k];
+        dst[2 * k + 1] = src1[k];
+    }
+}
+
+__attribute__((target("arch=x86-64-v4"))) static void deliver_v4(float *dst0, float *dst1, const double *src,
+                                                                  size_t count)
+{
+    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+    size_t k = 0;
+    for (; k + 8 <= count; k += 8) {
+        __m512d lo = _mm512_loadu_pd(src + 2 * k), hi = _mm512_loadu_pd(src + 2 * k + 8);
+        _mm256_storeu_ps(dst1 + k, _mm512_cvtpd_ps(_mm512_permutex2var_pd(lo, odd, hi)));
+        _mm256_storeu_ps(dst0 + k, _mm512_cvtpd_ps(_mm512_permutex2var_pd(lo, even, hi)));
+    }
+    for (; k < count; k++) {
+        dst1[k] = (float)src[2 * k + 1];
+        dst0[k] = (float)src[2 * k]; /* last: for an odd channel out, dst1 == dst0 */
+    }
+}
+
+__attribute__((target("arch=x86-64-v3"))) static void stage_in_v3(double *dst, const float *src0, const float *src1,
+                                                                   size_t count)
+{
+    size_t k = 0;
+    for (; k + 4 <= count; k += 4) {
+        __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(src0 + k)), b = _mm256_cvtps_pd(_mm_loadu_ps(src1 + k));
+        __m256d t0 = _mm256_unpacklo_pd(a, b), t1 = _mm256_unpackhi_pd(a, b); /* a0 b0 a2 b2, a1 b1 a3 b3 */
+        _mm256_storeu_pd(dst + 2 * k, _mm256_permute2f128_pd(t0, t1, 0x20));
+        _mm256_storeu_pd(dst + 2 * k + 4, _mm256_permute2f128_pd(t0, t1, 0x31));
+    }
+    for (; k < count; k++) {
+        dst[2 * k] = src0[k];
+        dst[2 * k + 1] = src1[k];
+    }
+}
+
+__attribute__((target("arch=x86-64-v3"))) static void deliver_v3(float *dst0, float *dst1, const double *src,
+                                                                  size_t count)
+{
+    size_t k = 0;
+    for (; k + 4 <= count; k += 4) {
+        __m256d lo = _mm256_loadu_pd(src + 2 * k), hi = _mm256_loadu_pd(src + 2 * k + 4);
+        __m256d t0 = _mm256_permute2f128_pd(lo, hi, 0x20), t1 = _mm256_permute2f128_pd(lo, hi, 0x31);
+        _mm_storeu_ps(dst1 + k, _mm256_cvtpd_ps(_mm256_unpackhi_pd(t0, t1)));
+        _mm_storeu_ps(dst0 + k, _mm256_cvtpd_ps(_mm256_unpacklo_pd(t0, t1)));
+    }
+    for (; k < count; k++) {
+        dst1[k] = (float)src[2 * k + 1];
+        dst0[k] = (float)src[2 * k]; /* last: for an odd channel out, dst1 == dst0 */
+    }
+}
+
+static void stage_in(const rt_biquad *bq, double *dst, const float *src0, const float *src1, size_t count)
+{
+    (bq->level == 4 ? stage_in_v4 : stage_in_v3)(dst, src0, src1, count);
+}
+
+static void deliver(const rt_biquad *bq, float *dst0, float *dst1, const double *src, size_t count)
+{
+    (bq->level == 4 ? deliver_v4 : deliver_v3)(dst0, dst1, src, count);
+}
+
+/* Cascade frames [x, x1) (counted from the last drain) of one pair through every pass,
+ * in place in buf: buf[2 (f - x)] holds input frame f on entry and output frame
+ * f - bq->depth on return.  Pass k works lag_k frames behind; its iterations before the
+ * drain (negative) have nothing to do.  end: frames before the next drain. */
+static void run_passes(const rt_biquad *bq, double *state, double *buf, ptrdiff_t x, ptrdiff_t x1, ptrdiff_t end)
+{
+    for (uint32_t k = 0; k < bq->passes; k++) {
+        const vpass *p = &bq->pass[k];
+        const ptrdiff_t base = x - (ptrdiff_t)p->lag, lo = base > 0 ? base : 0, hi = x1 - (ptrdiff_t)p->lag;
+        /* stage first + pos - pad processes absolute frame drained_at + i - pos at iteration i */
+        const uint32_t phase = (uint32_t)((bq->drained_at + p->first + RT_BQ_GRID - p->pad) % RT_BQ_GRID);
+        if (hi > lo) p->run(state + p->state_offset, p->coef, buf, lo, hi, base, end, phase, p->pad);
+    }
+}
+
+/* Finish the frames in flight, as if no frame followed (coefficients about to change). */
+static void drain(const rt_biquad *bq, double *state, double *buf)
+{
+    const ptrdiff_t end = (ptrdiff_t)(bq->frame - bq->drained_at);
+    for (uint32_t pr = 0; pr < bq->pairs; pr++)
+        for (ptrdiff_t x = end; x < end + (ptrdiff_t)bq->depth; x += RT_BQ_BLOCK) {
+            ptrdiff_t x1 = x + RT_BQ_BLOCK < end + (ptrdiff_t)bq->depth ? x + RT_BQ_BLOCK : end + (ptrdiff_t)bq->depth;
+            memset(buf, 0, sizeof(double) * 2u * (size_t)(x1 - x));
+            run_passes(bq, state + bq->pair_state * pr, buf, x, x1, end);
+        }
+}
+
+static void vector_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
+{
+    const ptrdiff_t since = (ptrdiff_t)(bq->frame - bq->drained_at), n = frames, depth = bq->depth;
+    double *buf = bq->buf;
+    for (uint32_t pr = 0; pr < bq->pairs; pr++) {
+        const uint32_t ch0 = 2 * pr, ch1 = ch0 + 1 < bq->channels ? ch0 + 1 : ch0;
+        double *state = bq->state + bq->pair_state * pr;
+        /* The call's frames, RT_BQ_BLOCK at a time; a block's output is `depth` frames
+         * behind its input (the first `depth` were delivered by the previous call). */
+        for (ptrdiff_t a = 0; a < n; a += RT_BQ_BLOCK) {
+            const ptrdiff_t count = n - a < RT_BQ_BLOCK ? n - a : RT_BQ_BLOCK;
+            stage_in(bq, buf, in[ch0] + a, in[ch1] + a, (size_t)count);
+            run_passes(bq, state, buf, since + a, since + a + count, PTRDIFF_MAX);
+            const ptrdiff_t from = a - depth > 0 ? a - depth : 0, to = a + count - depth;
+            if (to > from) deliver(bq, out[ch0] + from, out[ch1] + from, buf + 2 * (from - (a - depth)), (size_t)(to - from));
+        }
+        /* The last `depth` outputs need frames that have not arrived: run on with zero
+         * input on a copy of the state, which leaves the real state mid-flight. */
+        memcpy(bq->spare, state, sizeof(double) * bq->pair_state);
+        for (ptrdiff_t a = n; a < n + depth; a += RT_BQ_BLOCK) {
+            const ptrdiff_t count = n + depth - a < RT_BQ_BLOCK ? n + depth - a : RT_BQ_BLOCK;
+            memset(buf, 0, sizeof(double) * 2u * (size_t)count);
+            run_passes(bq, bq->spare, buf, since + a, since + a + count, PTRDIFF_MAX);
+            const ptrdiff_t from = a - depth > 0 ? a - depth : 0, to = a + count - depth;
+            if (to > from) deliver(bq, out[ch0] + from, out[ch1] + from, buf + 2 * (from - (a - depth)), (size_t)(to - from));
+        }
+    }
+}
+
+/* Lanes per vector for a cascade of `sections` at this level: short cascades are bound by
+ * the chain of dependent operations through the groups, long ones by arithmetic. */
+static uint32_t choose_lanes(uint32_t level, uint32_t sections)
+{
+    if (level == 4 && sections >= RT_BQ_WIDE_FROM) return 8;
+    if (sections >= RT_BQ_MEDIUM_FROM) return 4;
+    return 2;
+}
+
+static int vector_setup(rt_biquad *bq)
+{
+    const uint32_t lanes = choose_lanes(bq->level, bq->sections), groups = lanes / 2;
+    const pass_fn *table = lanes == 8 ? passes_8 : (lanes == 4 ? passes_4 : passes_2);
+    const uint32_t per_pass = groups * RT_BQ_MAX_SLOTS;
+    bq->passes = (bq->sections + per_pass - 1) / per_pass;
+    if (bq->passes > RT_BQ_MAX_PASSES) return -1;
+    const uint32_t even = (bq->sections + bq->passes - 1) / bq->passes;
+    size_t offset = 0;
+    uint32_t lag = 0;
+    for (uint32_t k = 0; k < bq->passes; k++) {
+        vpass *p = &bq->pass[k];
+        p->first = k * even;
+        p->stages = bq->sections - p->first < even ? bq->sections - p->first : even;
+        p->lanes = lanes;
+        p->slots = (p->stages + groups - 1) / groups;
+        p->pad = groups * p->slots - p->stages;
+        p->depth = groups * (p->slots + 1) - 2;
+        p->lag = lag;
+        lag += p->depth;
+        p->state_offset = offset;
+        offset += (size_t)(3 * p->slots + 2) * lanes;
+        p->run = table[p->slots - 1];
+        size_t coef_doubles = (size_t)5 * p->slots * lanes;
+        p->coef = aligned_alloc(64, sizeof(double) * coef_doubles);
+        if (!p->coef) return -1;
+        /* identity everywhere, so that pad stages pass their input through unchanged */
+        memset(p->coef, 0, sizeof(double) * coef_doubles);
+        for (uint32_t j = 0; j < p->slots; j++)
+            for (uint32_t l = 0; l < lanes; l++) p->coef[(size_t)5 * j * lanes + l] = 1.0;
+    }
+    bq->depth = lag;
+    bq->pair_state = offset;
+    bq->state = aligned_alloc(64, sizeof(double) * offset * bq->pairs);
+    bq->spare = aligned_alloc(64, sizeof(double) * offset);
+    bq->buf = aligned_alloc(64, sizeof(double) * 2u * RT_BQ_BLOCK);
+    return bq->state && bq->spare && bq->buf ? 0 : -1;
+}
+#endif /* RT_BQ_X86 */
+
+/* Put section s's coefficients where the path in use reads them. */
+static void spread_coefficients(rt_biquad *bq, uint32_t s)
+{
+    const double *c = bq->coeffs + 5u * s;
+    if (bq->level == 0) {
+        for (int k = 0; k < 5; k++) bq->bcoef[5u * s + k] = splat(c[k]);
+        return;
+    }
+    for (uint32_t k = 0; k < bq->passes; k++) {
+        vpass *p = &bq->pass[k];
+        if (s < p->first || s >= p->first + p->stages) continue;
+        uint32_t pos = s - p->first + p->pad, g = pos / p->slots, j = pos % p->slots;
+        for (int q = 0; q < 5; q++)
+            for (int ch = 0; ch < 2; ch++) p->coef[(5u * j + q) * p->lanes + 2 * g + ch] = c[q];
+    }
+}
 
 rt_biquad *rt_biquad_create(uint32_t channels, uint32_t sections, double sample_rate)
 {
     if (channels == 0 || sections == 0 || !(sample_rate > 0.0)) return NULL;
-    rt_biquad *bq = aligned_alloc(16, sizeof *bq);  /* lanes[] holds 16-byte vectors */
-    if (bq) memset(bq, 0, sizeof *bq);
+    rt_biquad *bq = calloc(1, sizeof *bq);
     if (!bq) return NULL;
     bq->channels = channels;
     bq->sections = sections;
+    bq->pairs = (channels + 1) / 2;
     bq->sample_rate = sample_rate;
     bq->coeffs = malloc(sizeof(double) * 5u * sections);
-    bq->state = calloc((size_t)channels * state_stride(bq), sizeof(double));
-    bq->hist = aligned_alloc(16, sizeof(rt_v2d) * state_stride(bq));
-    if (!bq->coeffs || !bq->state || !bq->hist) {
+    int ok = bq->coeffs != NULL;
+#ifdef RT_BQ_X86
+    int level = rt_cpu_level();
+    bq->level = level >= 4 ? 4 : (level >= 3 ? 3 : 0);
+    if (bq->level != 0) ok = ok && vector_setup(bq) == 0;
+#endif
+    if (bq->level == 0) {
+        bq->bcoef = aligned_alloc(16, sizeof(rt_v2d) * 5u * sections);
+        bq->ring = aligned_alloc(16, sizeof(rt_v2d) * 3u * (sections + 1u) * bq->pairs);
+        ok = ok && bq->bcoef && bq->ring;
+    }
+    if (!ok) {
         rt_biquad_destroy(bq);
         return NULL;
     }
-    for (uint32_t s = 0; s < sections; s++) memcpy(bq->coeffs + 5u * s, identity, sizeof identity);
+    for (uint32_t s = 0; s < sections; s++) {
+        memcpy(bq->coeffs + 5u * s, identity, sizeof identity);
+        spread_coefficients(bq, s);
+    }
+    rt_biquad_reset(bq);
     return bq;
 }
 
@@ -133,22 +751,33 @@ void rt_biquad_destroy(rt_biquad *bq)
 {
     if (!bq) return;
     free(bq->coeffs);
+    free(bq->bcoef);
+    free(bq->ring);
+    for (uint32_t k = 0; k < RT_BQ_MAX_PASSES; k++) free(bq->pass[k].coef);
     free(bq->state);
-    free(bq->hist);
+    free(bq->spare);
+    free(bq->buf);
     free(bq);
 }
 
 void rt_biquad_reset(rt_biquad *bq)
 {
-    memset(bq->state, 0, sizeof(double) * bq->channels * state_stride(bq));
-    bq->grid_phase = 0;
+    if (bq->level == 0)
+        memset(bq->ring, 0, sizeof(rt_v2d) * 3u * (bq->sections + 1u) * bq->pairs);
+    else
+        memset(bq->state, 0, sizeof(double) * bq->pair_state * bq->pairs);
+    bq->frame = 0;
+    bq->drained_at = 0;
 }
 
 int rt_biquad_set_section(rt_biquad *bq, uint32_t index, int type, double freq_hz,
                           double q, double gain_db, double shelf_slope)
 {
     if (index >= bq->sections) return -1;
-    return rt_biquad_design(type, bq->sample_rate, freq_hz, q, gain_db, shelf_slope, bq->coeffs + 5u * index);
+    double c[5];
+    int rc = rt_biquad_design(type, bq->sample_rate, freq_hz, q, gain_db, shelf_slope, c);
+    if (rc == 0) rt_biquad_set_coefficients(bq, index, c);
+    return rc;
 }
 
 int rt_biquad_set_coefficients(rt_biquad *bq, uint32_t index, const double c[5])
@@ -156,183 +785,81 @@ int rt_biquad_set_coefficients(rt_biquad *bq, uint32_t index, const double c[5])
     if (index >= bq->sections) return -1;
     for (int i = 0; i < 5; i++)
         if (!isfinite(c[i])) return -1;
+#ifdef RT_BQ_X86
+    /* frames in flight were heard with the old coefficients: finish them with those */
+    if (bq->level != 0 && bq->frame != bq->drained_at) {
+        drain(bq, bq->state, bq->buf);
+        bq->drained_at = bq->frame;
+    }
+#endif
     memcpy(bq->coeffs + 5u * index, c, 5 * sizeof(double));
+    spread_coefficients(bq, index);
     return 0;
-}
-
-/* Channels are processed in pairs, one pair per rt_v2d lane pair, so the two
- * recursions run side by side; sections are processed two at a time over a
- * chunk so that the second section's recursion overlaps the first's.  A chunk
- * lives in `lanes` as interleaved pairs.  Direct form I: history x1 x2 y1 y2. */
-
-static inline rt_v2d splat(double v) { return (rt_v2d){v, v}; }
-
-/* Input comes from the float channels (src0/src1) when given, else from buf;
- * output goes to the float channels (dst0/dst1) when given, else to buf.  The
- * conditions are loop-invariant, so the compiler unswitches them. */
-static inline rt_v2d fetch(const float *src0, const float *src1, const rt_v2d *buf, uint32_t i)
-{
-    return src0 ? (rt_v2d){src0[i], src1[i]} : buf[i];
-}
-
-static inline void deliver(float *dst0, float *dst1, rt_v2d *buf, uint32_t i, rt_v2d y)
-{
-    if (dst0) {
-        dst1[i] = (float)y[1];
-        dst0[i] = (float)y[0];  /* last: for an odd channel out, dst1 == dst0 */
-    } else {
-        buf[i] = y;
-    }
-}
-
-/* A section that runs alone uses a two-sample look-ahead form: with
- *   f[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2],
- * an even frame n is y[n] = f[n] - a2 y[n-2] - a1 y[n-1]            (form A)
- * and an odd frame n is y[n] = f[n] - a1 f[n-1] + (a1^2 - a2) y[n-2] + a1 a2 y[n-3]  (form B),
- * the same filter with y[n-1] eliminated, so a pair of frames costs one
- * multiply-add of recursion latency instead of two.  Which form a frame gets
- * depends only on the parity of its absolute index, and a frame computed alone
- * uses the same expression as inside a pair: the output is bit-identical for
- * any block split.  History: x1 x2 x3 y1 y2 y3. */
-static inline rt_v2d feed(rt_v2d b0, rt_v2d b1, rt_v2d b2, rt_v2d x, rt_v2d x1, rt_v2d x2)
-{
-    return b0 * x + b1 * x1 + b2 * x2;
-}
-
-static inline rt_v2d form_a(rt_v2d f, rt_v2d a1, rt_v2d a2, rt_v2d y1, rt_v2d y2) { return (f - a2 * y2) - a1 * y1; }
-
-static inline rt_v2d form_b(rt_v2d f, rt_v2d f_prev, rt_v2d a1, rt_v2d k1, rt_v2d k2, rt_v2d y2, rt_v2d y3)
-{
-    return ((f - a1 * f_prev) + k2 * y3) + k1 * y2;
-}
-
-static inline void one_section(const double *restrict c, rt_v2d *restrict h, rt_v2d *restrict buf, uint32_t n,
-                               uint32_t odd_start, const float *src0, const float *src1, float *dst0, float *dst1)
-{
-    const rt_v2d b0 = splat(c[0]), b1 = splat(c[1]), b2 = splat(c[2]), a1 = splat(c[3]), a2 = splat(c[4]);
-    const rt_v2d k1 = splat(c[3] * c[3] - c[4]), k2 = splat(c[3] * c[4]);
-    rt_v2d x1 = h[0], x2 = h[1], x3 = h[2], y1 = h[3], y2 = h[4], y3 = h[5];
-    uint32_t i = 0;
-    if (odd_start && n > 0) {
-        rt_v2d x = fetch(src0, src1, buf, 0);
-        rt_v2d y = form_b(feed(b0, b1, b2, x, x1, x2), feed(b0, b1, b2, x1, x2, x3), a1, k1, k2, y2, y3);
-        x3 = x2; x2 = x1; x1 = x;
-        y3 = y2; y2 = y1; y1 = y;
-        deliver(dst0, dst1, buf, 0, y);
-        i = 1;
-    }
-    for (; i + 1 < n; i += 2) {
-        rt_v2d xa = fetch(src0, src1, buf, i), xb = fetch(src0, src1, buf, i + 1);
-        rt_v2d fa = feed(b0, b1, b2, xa, x1, x2), fb = feed(b0, b1, b2, xb, xa, x1);
-        rt_v2d ya = form_a(fa, a1, a2, y1, y2);
-        rt_v2d yb = form_b(fb, fa, a1, k1, k2, y1, y2);
-        x3 = x1; x2 = xa; x1 = xb;
-        y3 = y1; y2 = ya; y1 = yb;
-        deliver(dst0, dst1, buf, i, ya);
-        deliver(dst0, dst1, buf, i + 1, yb);
-    }
-    if (i < n) {
-        rt_v2d x = fetch(src0, src1, buf, i);
-        rt_v2d y = form_a(feed(b0, b1, b2, x, x1, x2), a1, a2, y1, y2);
-        x3 = x2; x2 = x1; x1 = x;
-        y3 = y2; y2 = y1; y1 = y;
-        deliver(dst0, dst1, buf, i, y);
-    }
-    h[0] = x1; h[1] = x2; h[2] = x3; h[3] = y1; h[4] = y2; h[5] = y3;
-}
-
-/* Sections A then B, each sample through both (the two recursions overlap);
- * B's input history is A's output history.  Uses x1 x2 y1 y2 of the history. */
-static inline void two_sections(const double *restrict ca, const double *restrict cb, rt_v2d *restrict ha,
-                                rt_v2d *restrict hb, rt_v2d *restrict buf, uint32_t n,
-                                const float *src0, const float *src1, float *dst0, float *dst1)
-{
-    const rt_v2d ab0 = splat(ca[0]), ab1 = splat(ca[1]), ab2 = splat(ca[2]), aa1 = splat(ca[3]), aa2 = splat(ca[4]);
-    const rt_v2d bb0 = splat(cb[0]), bb1 = splat(cb[1]), bb2 = splat(cb[2]), ba1 = splat(cb[3]), ba2 = splat(cb[4]);
-    rt_v2d x1 = ha[0], x2 = ha[1], m1 = ha[3], m2 = ha[4], y1 = hb[3], y2 = hb[4];
-    for (uint32_t i = 0; i < n; i++) {
-        rt_v2d x = fetch(src0, src1, buf, i);
-        rt_v2d m = (ab0 * x + ab1 * x1 + ab2 * x2 - aa2 * m2) - aa1 * m1;
-        rt_v2d y = (bb0 * m + bb1 * m1 + bb2 * m2 - ba2 * y2) - ba1 * y1;
-        x2 = x1; x1 = x;
-        m2 = m1; m1 = m;
-        y2 = y1; y1 = y;
-        deliver(dst0, dst1, buf, i, y);
-    }
-    ha[0] = x1; ha[1] = x2; ha[3] = m1; ha[4] = m2;
-    hb[0] = m1; hb[1] = m2; hb[3] = y1; hb[4] = y2;
-}
-
-/* Gather/scatter one channel pair's history for every section. */
-static void load_history(const rt_biquad *bq, uint32_t ch0, uint32_t ch1, rt_v2d *hist)
-{
-    const uint32_t stride = state_stride(bq);
-    const double *s0 = bq->state + (size_t)ch0 * stride, *s1 = bq->state + (size_t)ch1 * stride;
-    for (uint32_t k = 0; k < stride; k++) hist[k] = (rt_v2d){s0[k], s1[k]};
-}
-
-static void store_history(rt_biquad *bq, uint32_t ch0, uint32_t ch1, const rt_v2d *hist)
-{
-    const uint32_t stride = state_stride(bq);
-    double *s0 = bq->state + (size_t)ch0 * stride, *s1 = bq->state + (size_t)ch1 * stride;
-    for (uint32_t k = 0; k < stride; k++) {
-        s1[k] = hist[k][1];
-        s0[k] = hist[k][0];  /* written last: for an odd channel out, ch1 == ch0 */
-    }
-}
-
-RT_HOT_CLONES
-static void run_pair(rt_biquad *bq, uint32_t ch0, uint32_t ch1, const float *const *in, float *const *out,
-                     uint32_t offset, uint32_t n)
-{
-    rt_v2d *lanes = bq->lanes, *hist = bq->hist;
-    const float *src0 = in[ch0] + offset, *src1 = in[ch1] + offset;
-    float *dst0 = out[ch0] + offset, *dst1 = out[ch1] + offset;
-    load_history(bq, ch0, ch1, hist);
-    /* The first group reads the float input, the last writes the float output,
-     * groups in between work on `lanes`. */
-    const uint32_t sections = bq->sections;
-    for (uint32_t s = 0; s < sections;) {
-        const int first = s == 0, pair = s + 1 < sections, last = s + (pair ? 2u : 1u) == sections;
-        const float *a = first ? src0 : NULL, *b = first ? src1 : NULL;
-        float *c = last ? dst0 : NULL, *d = last ? dst1 : NULL;
-        rt_v2d *h = hist + RT_BQ_HISTORY * s;
-        if (pair) {
-            two_sections(bq->coeffs + 5u * s, bq->coeffs + 5u * (s + 1), h, h + RT_BQ_HISTORY, lanes, n, a, b, c, d);
-            s += 2;
-        } else {
-            one_section(bq->coeffs + 5u * s, h, lanes, n, bq->grid_phase & 1u, a, b, c, d);
-            s += 1;
-        }
-    }
-    store_history(bq, ch0, ch1, hist);
 }
 
 uint32_t rt_biquad_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
 {
-    const uint32_t stride = state_stride(bq);
-    uint32_t done = 0;
-    while (done < frames) {
-        uint32_t n = RT_BQ_CHUNK - bq->grid_phase;
-        if (n > frames - done) n = frames - done;
-        /* An odd last channel runs in both lanes of its pair (same data twice). */
-        for (uint32_t ch = 0; ch < bq->channels; ch += 2)
-            run_pair(bq, ch, ch + 1 < bq->channels ? ch + 1 : ch, in, out, done, n);
-        bq->grid_phase += n;
-        done += n;
-        if (bq->grid_phase == RT_BQ_CHUNK) {
-            bq->grid_phase = 0;
-            for (uint32_t i = 0; i < bq->channels * stride; i++) bq->state[i] = rt_flush_tiny(bq->state[i]);
-        }
-    }
+    if (frames == 0) return 0;
+#ifdef RT_BQ_X86
+    if (bq->level != 0)
+        vector_process(bq, in, out, frames);
+    else
+#endif
+        base_process(bq, in, out, frames);
+    bq->frame += frames;
     return frames;
 }
 
 uint32_t rt_biquad_latency(const rt_biquad *bq) { return 0; }
 
-uint32_t rt_biquad_state_size(const rt_biquad *bq) { return bq->channels * state_stride(bq); }
+uint32_t rt_biquad_state_size(const rt_biquad *bq) { return bq->channels * bq->sections * RT_BQ_HISTORY; }
 
+/* Every stage's history once the frames so far have been processed by every stage:
+ * x[M-1] x[M-2] y[M-1] y[M-2], M the frame count. */
 void rt_biquad_read_state(const rt_biquad *bq, double *dest)
 {
-    memcpy(dest, bq->state, sizeof(double) * rt_biquad_state_size(bq));
+    const uint32_t S = bq->sections;
+    double *drained = NULL, *scratch = NULL;
+#ifdef RT_BQ_X86
+    if (bq->level != 0) {
+        drained = malloc(sizeof(double) * bq->pair_state * bq->pairs);
+        scratch = malloc(sizeof(double) * 2u * RT_BQ_BLOCK);
+        if (!drained || !scratch) {
+            free(drained);
+            free(scratch);
+            memset(dest, 0, sizeof(double) * rt_biquad_state_size(bq));
+            return;
+        }
+        memcpy(drained, bq->state, sizeof(double) * bq->pair_state * bq->pairs);
+        drain(bq, drained, scratch);
+    }
+#endif
+    for (uint32_t ch = 0; ch < bq->channels; ch++) {
+        const uint32_t pr = ch / 2, c = ch % 2;
+        for (uint32_t s = 0; s < S; s++) {
+            double *d = dest + ((size_t)ch * S + s) * RT_BQ_HISTORY;
+            if (bq->level == 0) {
+                const rt_v2d *ring = bq->ring + (size_t)3 * (S + 1) * pr;
+                const uint32_t r1 = (uint32_t)((bq->frame + 2) % 3), r2 = (uint32_t)((bq->frame + 1) % 3);
+                d[0] = ring[3 * s + r1][c];
+                d[1] = ring[3 * s + r2][c];
+                d[2] = ring[3 * (s + 1) + r1][c];
+                d[3] = ring[3 * (s + 1) + r2][c];
+                continue;
+            }
+#ifdef RT_BQ_X86
+            const vpass *p = &bq->pass[0];
+            while (s >= p->first + p->stages) p++;
+            const double *st = drained + bq->pair_state * pr + p->state_offset;
+            const uint32_t pos = s - p->first + p->pad, g = pos / p->slots, j = pos % p->slots, G = p->slots;
+            const uint32_t lane = 2 * g + c, W = p->lanes;
+            d[0] = j ? st[W * (j - 1) + lane] : st[W * 3 * G + lane];
+            d[1] = j ? st[W * (G + j - 1) + lane] : st[W * (3 * G + 1) + lane];
+            d[2] = st[W * j + lane];
+            d[3] = st[W * (G + j) + lane];
+#endif
+        }
+    }
+    free(drained);
+    free(scratch);
 }

@@ -36,7 +36,9 @@ int rt_biquad_set_section(rt_biquad *bq, uint32_t index, int type, double freq_h
 int rt_biquad_set_coefficients(rt_biquad *bq, uint32_t index, const double coeffs[5]);
 uint32_t rt_biquad_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames);
 uint32_t rt_biquad_latency(const rt_biquad *bq);
-/* Test accessors: the recursive state, channels * sections * 6 doubles (x1 x2 x3 y1 y2 y3). */
+/* Test accessors: the recursive state between calls, channels * sections * RT_BQ_HISTORY
+ * doubles (per channel, per section: x1 x2 y1 y2, the last two inputs and outputs). */
+#define RT_BQ_HISTORY 4
 uint32_t rt_biquad_state_size(const rt_biquad *bq);
 void rt_biquad_read_state(const rt_biquad *bq, double *dest);
 /* cffi:end */
