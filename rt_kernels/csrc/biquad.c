@@ -63,8 +63,15 @@
  * iteration i's input pair at buf[2 (i - base)] and writes the output pair of that
  * iteration (input frame i - depth) to the same place.  Lanes with nothing to do (off > i,
  * or frame i - off >= end: past the last frame before a drain) keep their state. */
-typedef void (*pass_fn)(double *state, const double *coef, double *buf, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base,
-                        ptrdiff_t end, uint32_t phase, uint32_t pad);
+typedef struct {
+    double *buf;              /* interleaved pairs, read and written in place */
+    const float *src0, *src1; /* or the call's float channels: a lone 2-lane pass */
+    float *dst0, *dst1;
+    ptrdiff_t frames;         /* of src and dst */
+} pass_io;
+
+typedef void (*pass_fn)(double *state, const double *coef, const pass_io *io, ptrdiff_t i0, ptrdiff_t i1,
+                        ptrdiff_t base, ptrdiff_t end, uint32_t phase, uint32_t pad);
 
 typedef struct {
     uint32_t first, stages, lanes, slots, pad;
@@ -72,8 +79,14 @@ typedef struct {
     uint32_t lag;         /* frames the pass's input lags the cascade's input (earlier passes' depths) */
     size_t state_offset;  /* into a pair's state block, doubles */
     pass_fn run;
+    pass_fn direct;       /* a lone 2-lane pass: the same on the float channels */
     double *coef;         /* slots * 5 vectors (b0 b1 b2 a1 a2), one lane per (group, channel) */
 } vpass;
+
+/* The lane of (group g, channel c) in a vector of `lanes`, and the doubles per
+ * coefficient row (CK_8 etc.: the 8-lane vectors repeat a row of 4). */
+static uint32_t lane_of(uint32_t lanes, uint32_t g, uint32_t c) { return lanes == 8 ? 4 * c + g : 2 * g + c; }
+static uint32_t coef_row(uint32_t lanes) { return lanes == 8 ? 4 : lanes; }
 
 struct rt_biquad {
     uint32_t channels;
@@ -243,26 +256,35 @@ static void base_process(rt_biquad *bq, const float *const *in, float *const *ou
 
 /* Operations per vector width, suffixed by the lane count: _8 (AVX-512, 4 groups x 2
  * channels), _4 (AVX2, 2 x 2), _2 (one group: SSE registers with FMA, for cascades too
- * short to fill more lanes).  vm: a lane mask. */
+ * short to fill more lanes).  vm: a lane mask.  ldk: a coefficient vector from its row
+ * of CK_W doubles.  Lane order: _8 holds channel 0's groups then channel 1's
+ * (c * 4 + g), so that a coefficient vector is one 4-double row repeated: loading half a
+ * vector per multiply-add is what keeps this load-bound loop fed; _4 and _2 hold pairs
+ * (2 g + c). */
 
 #define ATTR_8 __attribute__((target("arch=x86-64-v4"), always_inline)) static inline
+#define CK_8 4
 typedef __m512d vd_8;
 typedef __mmask8 vm_8;
 ATTR_8 vd_8 ld_8(const double *p) { return _mm512_load_pd(p); }
+ATTR_8 vd_8 ldk_8(const double *p) { return _mm512_broadcast_f64x4(_mm256_load_pd(p)); }
 ATTR_8 void st_8(double *p, vd_8 v) { _mm512_store_pd(p, v); }
 ATTR_8 vd_8 mul_8(vd_8 a, vd_8 b) { return _mm512_mul_pd(a, b); }
 ATTR_8 vd_8 fma_8(vd_8 a, vd_8 b, vd_8 c) { return _mm512_fmadd_pd(a, b, c); }
 ATTR_8 vd_8 fnma_8(vd_8 a, vd_8 b, vd_8 c) { return _mm512_fnmadd_pd(a, b, c); }
 ATTR_8 vd_8 set1_8(double v) { return _mm512_set1_pd(v); }
-/* A slot-0 input: lanes 0-1 <- the pair at p (new frame for group 0), lanes 2-7 <- y's
- * lanes 0-5 (each group's last stage feeds the next group). */
+/* A slot-0 input: group 0 <- the pair at p (channel 0, 1), group g <- y's group g - 1
+ * (each group's last stage feeds the next group). */
 ATTR_8 vd_8 shift_in_8(vd_8 y, const double *p)
 {
-    __m512d pair = _mm512_broadcast_f64x2(_mm_loadu_pd(p));
-    return _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(y), _mm512_castpd_si512(pair), 6));
+    return _mm512_permutex2var_pd(y, _mm512_set_epi64(6, 5, 4, 9, 2, 1, 0, 8), _mm512_castpd128_pd512(_mm_loadu_pd(p)));
 }
-ATTR_8 void store_last_8(double *p, vd_8 v) { _mm_storeu_pd(p, _mm512_extractf64x2_pd(v, 3)); }
-ATTR_8 vd_8 group_offsets_8(double g) { return _mm512_set_pd(3 * g, 3 * g, 2 * g, 2 * g, g, g, 0, 0); }
+/* the last group's pair (lanes 3 and 7) */
+ATTR_8 void store_last_8(double *p, vd_8 v)
+{
+    _mm_storeu_pd(p, _mm512_castpd512_pd128(_mm512_permutexvar_pd(_mm512_set_epi64(0, 0, 0, 0, 0, 0, 7, 3), v)));
+}
+ATTR_8 vd_8 group_offsets_8(double g) { return _mm512_set_pd(3 * g, 2 * g, g, 0, 3 * g, 2 * g, g, 0); }
 /* lanes where off <= i and off > i - end */
 ATTR_8 vm_8 active_8(vd_8 off, vd_8 i, vd_8 i_minus_end)
 {
@@ -279,9 +301,11 @@ ATTR_8 vd_8 flush_8(vd_8 v, vm_8 m)
 }
 
 #define ATTR_4 __attribute__((target("arch=x86-64-v3"), always_inline)) static inline
+#define CK_4 4
 typedef __m256d vd_4;
 typedef __m256d vm_4;
 ATTR_4 vd_4 ld_4(const double *p) { return _mm256_load_pd(p); }
+ATTR_4 vd_4 ldk_4(const double *p) { return _mm256_load_pd(p); }
 ATTR_4 void st_4(double *p, vd_4 v) { _mm256_store_pd(p, v); }
 ATTR_4 vd_4 mul_4(vd_4 a, vd_4 b) { return _mm256_mul_pd(a, b); }
 ATTR_4 vd_4 fma_4(vd_4 a, vd_4 b, vd_4 c) { return _mm256_fmadd_pd(a, b, c); }
@@ -309,9 +333,11 @@ ATTR_4 vd_4 flush_4(vd_4 v, vm_4 m)
 }
 
 #define ATTR_2 __attribute__((target("arch=x86-64-v3"), always_inline)) static inline
+#define CK_2 2
 typedef __m128d vd_2;
 typedef __m128d vm_2;
 ATTR_2 vd_2 ld_2(const double *p) { return _mm_load_pd(p); }
+ATTR_2 vd_2 ldk_2(const double *p) { return _mm_load_pd(p); }
 ATTR_2 void st_2(double *p, vd_2 v) { _mm_store_pd(p, v); }
 ATTR_2 vd_2 mul_2(vd_2 a, vd_2 b) { return _mm_mul_pd(a, b); }
 ATTR_2 vd_2 fma_2(vd_2 a, vd_2 b, vd_2 c) { return _mm_fmadd_pd(a, b, c); }
@@ -336,15 +362,15 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
 }
 
 #define RT_BQ_PASS_ARGS                                                                                          \
-    double *restrict state, const double *restrict coef, double *buf, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base, \
-        ptrdiff_t end, uint32_t phase, uint32_t pad
+    double *restrict state, const double *restrict coef, const pass_io *io_arg, ptrdiff_t i0, ptrdiff_t i1,      \
+        ptrdiff_t base, ptrdiff_t end, uint32_t phase, uint32_t pad
 
 /* The pass template, per lane count W.  G (slots per group) is a compile-time constant
  * after inlining, so the state lives in registers (arrays are sized RT_BQ_MAX_SLOTS, not
  * G: variable-length arrays would stay in memory).
  *
- * Layout: lane 2g + c is group g, channel c; slot j of group g is the stage at position
- * g G + j (pad included).  A group's slot 0 takes the previous group's last output of
+ * Layout: slot j of group g is the stage at position g G + j (pad included), in lane
+ * (g, c) of each channel c.  A group's slot 0 takes the previous group's last output of
  * two iterations before (one would do, but then the dependent operations through a
  * group, two per slot plus the lane shift, would bound the speed of short cascades), so
  * the stage at lane (g, j) processes input frame i - off at iteration i, with
@@ -360,23 +386,27 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
  *   W = 2:  t = b2 x2; t += b1 x1; t += b0 x; t -= a2 y2; y = t - a1 y1
  * With one group the y[m-2] path is the longest chain (feedback last); with several the
  * path from a stage's input to its output is (input late). */
-#define RT_BQ_DEFINE_PASS(W)                                                                                     \
+#define RT_BQ_DEFINE_STEP(W)                                                                                     \
     ATTR_##W void step_##W(const int G, const double *coef, const vd_##W *y1, const vd_##W *y2, vd_##W *y3,      \
                            vd_##W x0, vd_##W h1, vd_##W h2, vd_##W *dst)                                         \
     {                                                                                                            \
+        /* Load the coefficients here, every iteration: hoisted out of the loop they do not                      \
+         * fit in registers and come back from the stack as full vectors, twice the bytes                        \
+         * of a repeated row (the empty asm hides that coef is loop-invariant). */                               \
+        __asm__("" : "+r"(coef));                                                                                \
         _Pragma("GCC unroll 8") for (int j = G - 1; j >= 0; j--) {                                               \
             const vd_##W x = j ? y1[j - 1] : x0, x1 = j ? y2[j - 1] : h1, x2 = j ? y3[j - 1] : h2;               \
-            const double *k = coef + 5 * W * j;                                                                  \
-            vd_##W t = mul_##W(ld_##W(k + 2 * W), x2);                                                           \
-            t = fma_##W(ld_##W(k + W), x1, t);                                                                   \
+            const double *k = coef + 5 * CK_##W * j;                                                             \
+            vd_##W t = mul_##W(ldk_##W(k + 2 * CK_##W), x2);                                                     \
+            t = fma_##W(ldk_##W(k + CK_##W), x1, t);                                                             \
             if (W > 2) {                                                                                         \
-                t = fnma_##W(ld_##W(k + 4 * W), y2[j], t);                                                       \
-                t = fma_##W(ld_##W(k), x, t);                                                                    \
+                t = fnma_##W(ldk_##W(k + 4 * CK_##W), y2[j], t);                                                 \
+                t = fma_##W(ldk_##W(k), x, t);                                                                   \
             } else {                                                                                             \
-                t = fma_##W(ld_##W(k), x, t);                                                                    \
-                t = fnma_##W(ld_##W(k + 4 * W), y2[j], t);                                                       \
+                t = fma_##W(ldk_##W(k), x, t);                                                                   \
+                t = fnma_##W(ldk_##W(k + 4 * CK_##W), y2[j], t);                                                 \
             }                                                                                                    \
-            dst[j] = fnma_##W(ld_##W(k + 3 * W), y1[j], t);                                                      \
+            dst[j] = fnma_##W(ldk_##W(k + 3 * CK_##W), y1[j], t);                                                \
         }                                                                                                        \
     }                                                                                                            \
     /* Flush tiny history in the lanes of `live` (per slot; slot 0's inputs by live0). */                        \
@@ -403,22 +433,29 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
         const vm_##W mine = same_##W(gidx, set1_##W((double)g));                                                 \
         _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) live[j] = mand_##W(keep[j], mine);                   \
         flush_all_##W(G, live, mand_##W(keep0, mine), y1, y2, y3, h1, h2);                                      \
-    }                                                                                                            \
+    }
+
+/* The iteration loop, per lane count W and I/O: _buf reads and writes the in-place
+ * buffer of interleaved pairs (io->buf), _flt the float channels themselves (a lone
+ * 2-lane pass: staging would cost as much as its latency-bound loop). */
+#define RT_BQ_DEFINE_PASS(W, IO)                                                                                 \
     /* One iteration with every lane active: the new outputs replace y3 and the new                              \
      * slot-0 input goes to *hx (the caller rotates the roles). */                                               \
-    ATTR_##W void fast_##W(const int G, const double *coef, double *io, uint32_t phase, ptrdiff_t i,             \
-                           const vm_##W *real, vm_##W real0, vd_##W gidx, vd_##W *y1, vd_##W *y2, vd_##W *y3,    \
-                           vd_##W *hx, vd_##W *h1, vd_##W *h2)                                                   \
+    ATTR_##W void fast_##W##IO(const int G, const double *coef, const pass_io *io, ptrdiff_t i, ptrdiff_t base,  \
+                               uint32_t phase, const vm_##W *real, vm_##W real0, vd_##W gidx, vd_##W *y1,        \
+                               vd_##W *y2, vd_##W *y3, vd_##W *hx, vd_##W *h1, vd_##W *h2)                       \
     {                                                                                                            \
-        *hx = shift_in_##W(y2[G - 1], io);                                                                       \
+        *hx = take_##W##IO(io, i - base, y2[G - 1]);                                                             \
         step_##W(G, coef, y1, y2, y3, *hx, *h1, *h2, y3);                                                        \
         grid_##W(G, phase, i, real, real0, gidx, y3, y1, y2, hx, h1);                                            \
-        store_last_##W(io, y3[G - 1]);                                                                           \
+        give_##W##IO(io, i - base, (W / 2) * (G + 1) - 2, y3[G - 1]);                                            \
     }                                                                                                            \
-    ATTR_##W void pass_##W(const int G, RT_BQ_PASS_ARGS)                                                         \
+    ATTR_##W void pass_##W##IO(const int G, RT_BQ_PASS_ARGS)                                                     \
     {                                                                                                            \
         typedef vd_##W vd;                                                                                       \
         typedef vm_##W vm;                                                                                       \
+        /* a local copy: stores to the audio cannot change it, so it is not reloaded */                          \
+        const pass_io io_local = *io_arg, *io = &io_local;                                                       \
         const ptrdiff_t depth = (W / 2) * (G + 1) - 2;                                                           \
         vd a[RT_BQ_MAX_SLOTS], b[RT_BQ_MAX_SLOTS], c[RT_BQ_MAX_SLOTS], off[RT_BQ_MAX_SLOTS], p, q, r;            \
         vm real[RT_BQ_MAX_SLOTS];                                                                                \
@@ -445,13 +482,12 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
                  * registers change roles instead of values: y1 y2 y3 = a b c, c a b, b c a */                   \
                 const ptrdiff_t stop = i1 < end ? i1 : end;                                                      \
                 for (; i + 3 <= stop; i += 3) {                                                                  \
-                    double *io = buf + 2 * (i - base);                                                           \
-                    fast_##W(G, coef, io, phase, i, real, real0, gidx, a, b, c, &p, &q, &r);                     \
-                    fast_##W(G, coef, io + 2, phase, i + 1, real, real0, gidx, c, a, b, &r, &p, &q);             \
-                    fast_##W(G, coef, io + 4, phase, i + 2, real, real0, gidx, b, c, a, &q, &r, &p);             \
+                    fast_##W##IO(G, coef, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);           \
+                    fast_##W##IO(G, coef, io, i + 1, base, phase, real, real0, gidx, c, a, b, &r, &p, &q);       \
+                    fast_##W##IO(G, coef, io, i + 2, base, phase, real, real0, gidx, b, c, a, &q, &r, &p);       \
                 }                                                                                                \
                 for (; i < stop; i++) {                                                                          \
-                    fast_##W(G, coef, buf + 2 * (i - base), phase, i, real, real0, gidx, a, b, c, &p, &q, &r);   \
+                    fast_##W##IO(G, coef, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);           \
                     _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                        \
                         const vd t = c[j];                                                                       \
                         c[j] = b[j];                                                                             \
@@ -468,11 +504,10 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
              * stages with a frame to process keep their result */                                               \
             vd ny[RT_BQ_MAX_SLOTS];                                                                              \
             vm act[RT_BQ_MAX_SLOTS], keep[RT_BQ_MAX_SLOTS];                                                      \
-            double *io = buf + 2 * (i - base);                                                                   \
             /* The hand-off is the previous group's output of two iterations before:                             \
              * y2 while that lane runs every iteration, but when it stops (draining) y2                          \
              * stays one frame behind, so take y1 as it was one iteration ago. */                                \
-            const vd x0 = shift_in_##W(handed ? last : b[G - 1], io);                                            \
+            const vd x0 = take_##W##IO(io, i - base, handed ? last : b[G - 1]);                                  \
             last = a[G - 1];                                                                                     \
             handed = 1;                                                                                          \
             step_##W(G, coef, a, b, c, x0, q, r, ny);                                                            \
@@ -487,7 +522,7 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
             r = blend_##W(act[0], r, q);                                                                         \
             q = blend_##W(act[0], q, x0);                                                                        \
             grid_##W(G, phase, i, keep, mand_##W(act[0], real0), gidx, a, b, c, &q, &r);                         \
-            store_last_##W(io, a[G - 1]);                                                                        \
+            give_##W##IO(io, i - base, depth, a[G - 1]);                                                         \
             i++;                                                                                                 \
         }                                                                                                        \
         _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                    \
@@ -499,23 +534,55 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
         st_##W(state + W * (3 * G + 1), r);                                                                      \
     }
 
-RT_BQ_DEFINE_PASS(8)
-RT_BQ_DEFINE_PASS(4)
-RT_BQ_DEFINE_PASS(2)
-
-#define RT_BQ_PASS(W, tgt, g)                                                                                    \
-    __attribute__((target(tgt))) static void pass_##W##_##g(RT_BQ_PASS_ARGS)                                    \
+/* Slot-0 input and last output at call index k = i - base: _buf at buf[2 k] (the output
+ * pair of iteration i, input frame i - depth, replaces the input pair); _flt from the
+ * float channels (frame k while k < frames, else silence) and to them (frame k - depth,
+ * when that is one of the call's frames). */
+#define RT_BQ_DEFINE_BUF(W)                                                                                      \
+    ATTR_##W vd_##W take_##W##_buf(const pass_io *io, ptrdiff_t k, vd_##W y) { return shift_in_##W(y, io->buf + 2 * k); } \
+    ATTR_##W void give_##W##_buf(const pass_io *io, ptrdiff_t k, ptrdiff_t depth, vd_##W v)                      \
     {                                                                                                            \
-        pass_##W(g, state, coef, buf, i0, i1, base, end, phase, pad);                                            \
+        store_last_##W(io->buf + 2 * k, v);                                                                      \
     }
-#define RT_BQ_PASSES(W, tgt)                                                                                     \
-    RT_BQ_PASS(W, tgt, 1) RT_BQ_PASS(W, tgt, 2) RT_BQ_PASS(W, tgt, 3) RT_BQ_PASS(W, tgt, 4)                      \
-    RT_BQ_PASS(W, tgt, 5) RT_BQ_PASS(W, tgt, 6) RT_BQ_PASS(W, tgt, 7) RT_BQ_PASS(W, tgt, 8)                      \
-    static const pass_fn passes_##W[RT_BQ_MAX_SLOTS] = {pass_##W##_1, pass_##W##_2, pass_##W##_3, pass_##W##_4,  \
-                                                        pass_##W##_5, pass_##W##_6, pass_##W##_7, pass_##W##_8};
-RT_BQ_PASSES(8, "arch=x86-64-v4")
-RT_BQ_PASSES(4, "arch=x86-64-v3")
-RT_BQ_PASSES(2, "arch=x86-64-v3")
+RT_BQ_DEFINE_STEP(8)
+RT_BQ_DEFINE_STEP(4)
+RT_BQ_DEFINE_STEP(2)
+RT_BQ_DEFINE_BUF(8)
+RT_BQ_DEFINE_BUF(4)
+RT_BQ_DEFINE_BUF(2)
+ATTR_2 vd_2 take_2_flt(const pass_io *io, ptrdiff_t k, vd_2 y)
+{
+    if (k >= io->frames) return _mm_setzero_pd();
+    return _mm_cvtps_pd(_mm_unpacklo_ps(_mm_load_ss(io->src0 + k), _mm_load_ss(io->src1 + k)));
+}
+ATTR_2 void give_2_flt(const pass_io *io, ptrdiff_t k, ptrdiff_t depth, vd_2 v)
+{
+    k -= depth;
+    if (k < 0 || k >= io->frames) return;
+    const __m128 f = _mm_cvtpd_ps(v);
+    _mm_store_ss(io->dst1 + k, _mm_movehdup_ps(f));
+    _mm_store_ss(io->dst0 + k, f); /* last: for an odd channel out, dst1 == dst0 */
+}
+RT_BQ_DEFINE_PASS(8, _buf)
+RT_BQ_DEFINE_PASS(4, _buf)
+RT_BQ_DEFINE_PASS(2, _buf)
+RT_BQ_DEFINE_PASS(2, _flt)
+
+#define RT_BQ_PASS(W, IO, tgt, g)                                                                                \
+    __attribute__((target(tgt))) static void pass_##W##IO##_##g(RT_BQ_PASS_ARGS)                                \
+    {                                                                                                            \
+        pass_##W##IO(g, state, coef, io_arg, i0, i1, base, end, phase, pad);                                     \
+    }
+#define RT_BQ_PASSES(W, IO, tgt)                                                                                 \
+    RT_BQ_PASS(W, IO, tgt, 1) RT_BQ_PASS(W, IO, tgt, 2) RT_BQ_PASS(W, IO, tgt, 3) RT_BQ_PASS(W, IO, tgt, 4)      \
+    RT_BQ_PASS(W, IO, tgt, 5) RT_BQ_PASS(W, IO, tgt, 6) RT_BQ_PASS(W, IO, tgt, 7) RT_BQ_PASS(W, IO, tgt, 8)      \
+    static const pass_fn passes_##W##IO[RT_BQ_MAX_SLOTS] = {                                                     \
+        pass_##W##IO##_1, pass_##W##IO##_2, pass_##W##IO##_3, pass_##W##IO##_4,                                  \
+        pass_##W##IO##_5, pass_##W##IO##_6, pass_##W##IO##_7, pass_##W##IO##_8};
+RT_BQ_PASSES(8, _buf, "arch=x86-64-v4")
+RT_BQ_PASSES(4, _buf, "arch=x86-64-v3")
+RT_BQ_PASSES(2, _buf, "arch=x86-64-v3")
+RT_BQ_PASSES(2, _flt, "arch=x86-64-v3")
 
 /* Staging: frames of a channel pair as interleaved doubles, and back. */
 __attribute__((target("arch=x86-64-v4"))) static void stage_in_v4(double *dst, const float *src0, const float *src1,
@@ -592,18 +659,24 @@ static void deliver(const rt_biquad *bq, float *dst0, float *dst1, const double 
     (bq->level == 4 ? deliver_v4 : deliver_v3)(dst0, dst1, src, count);
 }
 
+static uint32_t pass_phase(const rt_biquad *bq, const vpass *p)
+{
+    /* stage first + pos - pad processes absolute frame drained_at + i - off at iteration i */
+    return (uint32_t)((bq->drained_at + p->first + RT_BQ_GRID - p->pad) % RT_BQ_GRID);
+}
+
 /* Cascade frames [x, x1) (counted from the last drain) of one pair through every pass,
  * in place in buf: buf[2 (f - x)] holds input frame f on entry and output frame
  * f - bq->depth on return.  Pass k works lag_k frames behind; its iterations before the
  * drain (negative) have nothing to do.  end: frames before the next drain. */
 static void run_passes(const rt_biquad *bq, double *state, double *buf, ptrdiff_t x, ptrdiff_t x1, ptrdiff_t end)
 {
+    const pass_io io = {.buf = buf};
     for (uint32_t k = 0; k < bq->passes; k++) {
         const vpass *p = &bq->pass[k];
         const ptrdiff_t base = x - (ptrdiff_t)p->lag, lo = base > 0 ? base : 0, hi = x1 - (ptrdiff_t)p->lag;
-        /* stage first + pos - pad processes absolute frame drained_at + i - pos at iteration i */
-        const uint32_t phase = (uint32_t)((bq->drained_at + p->first + RT_BQ_GRID - p->pad) % RT_BQ_GRID);
-        if (hi > lo) p->run(state + p->state_offset, p->coef, buf, lo, hi, base, end, phase, p->pad);
+        const uint32_t phase = pass_phase(bq, p);
+        if (hi > lo) p->run(state + p->state_offset, p->coef, &io, lo, hi, base, end, phase, p->pad);
     }
 }
 
@@ -623,6 +696,21 @@ static void vector_process(rt_biquad *bq, const float *const *in, float *const *
 {
     const ptrdiff_t since = (ptrdiff_t)(bq->frame - bq->drained_at), n = frames, depth = bq->depth;
     double *buf = bq->buf;
+    if (bq->pass[0].direct) {
+        /* a lone 2-lane pass on the float channels; its last `depth` outputs as below */
+        const vpass *p = &bq->pass[0];
+        for (uint32_t pr = 0; pr < bq->pairs; pr++) {
+            const uint32_t ch0 = 2 * pr, ch1 = ch0 + 1 < bq->channels ? ch0 + 1 : ch0;
+            double *state = bq->state + bq->pair_state * pr;
+            const pass_io io = {NULL, in[ch0], in[ch1], out[ch0], out[ch1], n};
+            p->direct(state, p->coef, &io, since, since + n, since, PTRDIFF_MAX, pass_phase(bq, p), p->pad);
+            if (depth == 0) continue;
+            memcpy(bq->spare, state, sizeof(double) * bq->pair_state);
+            p->direct(bq->spare, p->coef, &io, since + n, since + n + depth, since, PTRDIFF_MAX, pass_phase(bq, p),
+                      p->pad);
+        }
+        return;
+    }
     for (uint32_t pr = 0; pr < bq->pairs; pr++) {
         const uint32_t ch0 = 2 * pr, ch1 = ch0 + 1 < bq->channels ? ch0 + 1 : ch0;
         double *state = bq->state + bq->pair_state * pr;
@@ -660,7 +748,7 @@ static uint32_t choose_lanes(uint32_t level, uint32_t sections)
 static int vector_setup(rt_biquad *bq)
 {
     const uint32_t lanes = choose_lanes(bq->level, bq->sections), groups = lanes / 2;
-    const pass_fn *table = lanes == 8 ? passes_8 : (lanes == 4 ? passes_4 : passes_2);
+    const pass_fn *table = lanes == 8 ? passes_8_buf : (lanes == 4 ? passes_4_buf : passes_2_buf);
     const uint32_t per_pass = groups * RT_BQ_MAX_SLOTS;
     bq->passes = (bq->sections + per_pass - 1) / per_pass;
     if (bq->passes > RT_BQ_MAX_PASSES) return -1;
@@ -680,13 +768,15 @@ static int vector_setup(rt_biquad *bq)
         p->state_offset = offset;
         offset += (size_t)(3 * p->slots + 2) * lanes;
         p->run = table[p->slots - 1];
-        size_t coef_doubles = (size_t)5 * p->slots * lanes;
+        if (bq->passes == 1 && lanes == 2) p->direct = passes_2_flt[p->slots - 1];
+        const uint32_t row = coef_row(lanes);
+        size_t coef_doubles = (size_t)5 * p->slots * row;
         p->coef = aligned_alloc(64, sizeof(double) * coef_doubles);
         if (!p->coef) return -1;
         /* identity everywhere, so that pad stages pass their input through unchanged */
         memset(p->coef, 0, sizeof(double) * coef_doubles);
         for (uint32_t j = 0; j < p->slots; j++)
-            for (uint32_t l = 0; l < lanes; l++) p->coef[(size_t)5 * j * lanes + l] = 1.0;
+            for (uint32_t l = 0; l < row; l++) p->coef[(size_t)5 * j * row + l] = 1.0;
     }
     bq->depth = lag;
     bq->pair_state = offset;
@@ -709,8 +799,9 @@ static void spread_coefficients(rt_biquad *bq, uint32_t s)
         vpass *p = &bq->pass[k];
         if (s < p->first || s >= p->first + p->stages) continue;
         uint32_t pos = s - p->first + p->pad, g = pos / p->slots, j = pos % p->slots;
-        for (int q = 0; q < 5; q++)
-            for (int ch = 0; ch < 2; ch++) p->coef[(5u * j + q) * p->lanes + 2 * g + ch] = c[q];
+        const uint32_t row = coef_row(p->lanes);
+        for (uint32_t q = 0; q < 5; q++)
+            for (uint32_t ch = 0; ch < 2; ch++) p->coef[(5u * j + q) * row + lane_of(p->lanes, g, ch) % row] = c[q];
     }
 }
 
@@ -852,7 +943,7 @@ void rt_biquad_read_state(const rt_biquad *bq, double *dest)
             while (s >= p->first + p->stages) p++;
             const double *st = drained + bq->pair_state * pr + p->state_offset;
             const uint32_t pos = s - p->first + p->pad, g = pos / p->slots, j = pos % p->slots, G = p->slots;
-            const uint32_t lane = 2 * g + c, W = p->lanes;
+            const uint32_t lane = lane_of(p->lanes, g, c), W = p->lanes;
             d[0] = j ? st[W * (j - 1) + lane] : st[W * 3 * G + lane];
             d[1] = j ? st[W * (G + j - 1) + lane] : st[W * (3 * G + 1) + lane];
             d[2] = st[W * j + lane];

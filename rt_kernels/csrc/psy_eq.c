@@ -132,7 +132,8 @@ rt_psy_eq *rt_psy_eq_create(uint32_t channels, double sample_rate, double ramp_m
         eq->cos_w[k] = cos(w);
         eq->cos_2w[k] = cos(2.0 * w);
     }
-    eq->cascade = rt_biquad_create(channels, NB, sample_rate);
+    /* only the active bands run (17 at 8 kHz); at least one section, left identity */
+    eq->cascade = rt_biquad_create(channels, eq->active > 0 ? eq->active : 1, sample_rate);
     if (!eq->cascade || !eq->in_ptrs || !eq->out_ptrs) {
         rt_psy_eq_destroy(eq);
         return NULL;
