@@ -70,8 +70,9 @@ typedef struct {
     ptrdiff_t frames;         /* of src and dst */
 } pass_io;
 
-typedef void (*pass_fn)(double *state, const double *coef, const pass_io *io, ptrdiff_t i0, ptrdiff_t i1,
-                        ptrdiff_t base, ptrdiff_t end, uint32_t phase, uint32_t pad);
+typedef void (*pass_fn)(double *state, const double *coef, const double *coef_prev, ptrdiff_t switch_at,
+                        const pass_io *io, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base, ptrdiff_t end, uint32_t phase,
+                        uint32_t pad);
 
 typedef struct {
     uint32_t first, stages, lanes, slots, pad;
@@ -80,7 +81,8 @@ typedef struct {
     size_t state_offset;  /* into a pair's state block, doubles */
     pass_fn run;
     pass_fn direct;       /* a lone 2-lane pass: the same on the float channels */
-    double *coef;         /* slots * 5 vectors (b0 b1 b2 a1 a2), one lane per (group, channel) */
+    double *coef;         /* slots * 5 coefficient rows (b0 b1 b2 a1 a2), see coef_row */
+    double *coef_prev;    /* the same before the last change (for frames before switch_at) */
 } vpass;
 
 /* The lane of (group g, channel c) in a vector of `lanes`, and the doubles per
@@ -97,6 +99,7 @@ struct rt_biquad {
     uint32_t depth;      /* vector paths: sum of the passes' depths */
     uint64_t frame;      /* absolute frame count */
     uint64_t drained_at; /* vector paths: absolute frame of the last drain */
+    ptrdiff_t switch_at; /* vector paths: frames from here (counted from the drain) use coef, earlier coef_prev */
     double sample_rate;
     double *coeffs;      /* sections * 5: b0 b1 b2 a1 a2 */
     /* baseline: per pair, (sections + 1) rows of 3: row 0 holds x, row s + 1 holds stage
@@ -111,6 +114,17 @@ struct rt_biquad {
 };
 
 static const double identity[5] = {1.0, 0.0, 0.0, 0.0, 0.0};
+
+/* Coefficients divided by a0 into c, or -1 (c untouched) if one is not finite. */
+static int normalise(double b0, double b1, double b2, double a0, double a1, double a2, double c[5])
+{
+    double inv = 1.0 / a0;
+    double out[5] = {b0 * inv, b1 * inv, b2 * inv, a1 * inv, a2 * inv};
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(out[i])) return -1;
+    memcpy(c, out, sizeof out);
+    return 0;
+}
 
 int rt_biquad_design(int type, double fs, double f0, double q, double gain_db,
                      double shelf_slope, double c[5])
@@ -140,14 +154,11 @@ int rt_biquad_design(int type, double fs, double f0, double q, double gain_db,
     } else {
         alpha = sw / (2.0 * q);
     }
+    if (type == RT_BQ_PEAKING) return rt_biquad_peaking(cw, alpha, gain_db, c);
     double sa = 2.0 * sqrt(A) * alpha;
     double b0, b1, b2, a0, a1, a2;
 
     switch (type) {
-    case RT_BQ_PEAKING:
-        b0 = 1.0 + alpha * A; b1 = -2.0 * cw; b2 = 1.0 - alpha * A;
-        a0 = 1.0 + alpha / A; a1 = -2.0 * cw; a2 = 1.0 - alpha / A;
-        break;
     case RT_BQ_LOW_SHELF:
         b0 = A * ((A + 1.0) - (A - 1.0) * cw + sa);
         b1 = 2.0 * A * ((A - 1.0) - (A + 1.0) * cw);
@@ -187,12 +198,14 @@ int rt_biquad_design(int type, double fs, double f0, double q, double gain_db,
     default:
         return -1;
     }
-    double inv = 1.0 / a0;
-    double out[5] = {b0 * inv, b1 * inv, b2 * inv, a1 * inv, a2 * inv};
-    for (int i = 0; i < 5; i++)
-        if (!isfinite(out[i])) return -1;
-    memcpy(c, out, sizeof out);
-    return 0;
+    return normalise(b0, b1, b2, a0, a1, a2, c);
+}
+
+int rt_biquad_peaking(double cos_w0, double alpha, double gain_db, double c[5])
+{
+    if (!isfinite(gain_db) || fabs(gain_db) > 60.0) return -1;
+    double A = pow(10.0, gain_db / 40.0);
+    return normalise(1.0 + alpha * A, -2.0 * cos_w0, 1.0 - alpha * A, 1.0 + alpha / A, -2.0 * cos_w0, 1.0 - alpha / A, c);
 }
 
 /* ---- the baseline path: portable C, one channel pair per rt_v2d ---------------------- */
@@ -291,6 +304,7 @@ ATTR_8 vm_8 active_8(vd_8 off, vd_8 i, vd_8 i_minus_end)
     return _mm512_cmp_pd_mask(off, i, _CMP_LE_OQ) & _mm512_cmp_pd_mask(off, i_minus_end, _CMP_GT_OQ);
 }
 ATTR_8 vm_8 at_least_8(vd_8 off, vd_8 v) { return _mm512_cmp_pd_mask(off, v, _CMP_GE_OQ); }
+ATTR_8 vm_8 at_most_8(vd_8 off, vd_8 v) { return _mm512_cmp_pd_mask(off, v, _CMP_LE_OQ); }
 ATTR_8 vm_8 mand_8(vm_8 a, vm_8 b) { return a & b; }
 ATTR_8 vm_8 same_8(vd_8 a, vd_8 b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
 ATTR_8 vd_8 blend_8(vm_8 m, vd_8 old, vd_8 new) { return _mm512_mask_mov_pd(old, m, new); }
@@ -322,6 +336,7 @@ ATTR_4 vm_4 active_4(vd_4 off, vd_4 i, vd_4 i_minus_end)
     return _mm256_and_pd(_mm256_cmp_pd(off, i, _CMP_LE_OQ), _mm256_cmp_pd(off, i_minus_end, _CMP_GT_OQ));
 }
 ATTR_4 vm_4 at_least_4(vd_4 off, vd_4 v) { return _mm256_cmp_pd(off, v, _CMP_GE_OQ); }
+ATTR_4 vm_4 at_most_4(vd_4 off, vd_4 v) { return _mm256_cmp_pd(off, v, _CMP_LE_OQ); }
 ATTR_4 vm_4 mand_4(vm_4 a, vm_4 b) { return _mm256_and_pd(a, b); }
 ATTR_4 vm_4 same_4(vd_4 a, vd_4 b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
 ATTR_4 vd_4 blend_4(vm_4 m, vd_4 old, vd_4 new) { return _mm256_blendv_pd(old, new, m); }
@@ -351,6 +366,7 @@ ATTR_2 vm_2 active_2(vd_2 off, vd_2 i, vd_2 i_minus_end)
     return _mm_and_pd(_mm_cmp_pd(off, i, _CMP_LE_OQ), _mm_cmp_pd(off, i_minus_end, _CMP_GT_OQ));
 }
 ATTR_2 vm_2 at_least_2(vd_2 off, vd_2 v) { return _mm_cmp_pd(off, v, _CMP_GE_OQ); }
+ATTR_2 vm_2 at_most_2(vd_2 off, vd_2 v) { return _mm_cmp_pd(off, v, _CMP_LE_OQ); }
 ATTR_2 vm_2 mand_2(vm_2 a, vm_2 b) { return _mm_and_pd(a, b); }
 ATTR_2 vm_2 same_2(vd_2 a, vd_2 b) { return _mm_cmp_pd(a, b, _CMP_EQ_OQ); }
 ATTR_2 vd_2 blend_2(vm_2 m, vd_2 old, vd_2 new) { return _mm_blendv_pd(old, new, m); }
@@ -362,8 +378,9 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
 }
 
 #define RT_BQ_PASS_ARGS                                                                                          \
-    double *restrict state, const double *restrict coef, const pass_io *io_arg, ptrdiff_t i0, ptrdiff_t i1,      \
-        ptrdiff_t base, ptrdiff_t end, uint32_t phase, uint32_t pad
+    double *restrict state, const double *restrict coef, const double *restrict coef_prev, ptrdiff_t switch_at,  \
+        const pass_io *io_arg, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base, ptrdiff_t end, uint32_t phase,        \
+        uint32_t pad
 
 /* The pass template, per lane count W.  G (slots per group) is a compile-time constant
  * after inlining, so the state lives in registers (arrays are sized RT_BQ_MAX_SLOTS, not
@@ -385,10 +402,15 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
  *   W > 2:  t = b2 x2; t += b1 x1; t -= a2 y2; t += b0 x; y = t - a1 y1
  *   W = 2:  t = b2 x2; t += b1 x1; t += b0 x; t -= a2 y2; y = t - a1 y1
  * With one group the y[m-2] path is the longest chain (feedback last); with several the
- * path from a stage's input to its output is (input late). */
+ * path from a stage's input to its output is (input late).
+ *
+ * Coefficients: frames from switch_at on use coef, earlier ones coef_prev (a change
+ * between calls while frames are in flight).  `mixed` (a constant at each call) blends
+ * them per lane with sel; otherwise all lanes use coef. */
 #define RT_BQ_DEFINE_STEP(W)                                                                                     \
-    ATTR_##W void step_##W(const int G, const double *coef, const vd_##W *y1, const vd_##W *y2, vd_##W *y3,      \
-                           vd_##W x0, vd_##W h1, vd_##W h2, vd_##W *dst)                                         \
+    ATTR_##W void step_##W(const int G, const double *coef, const double *coef_prev, const int mixed,            \
+                           const vm_##W *sel, const vd_##W *y1, const vd_##W *y2, vd_##W *y3, vd_##W x0,         \
+                           vd_##W h1, vd_##W h2, vd_##W *dst)                                                    \
     {                                                                                                            \
         /* Load the coefficients here, every iteration: hoisted out of the loop they do not                      \
          * fit in registers and come back from the stack as full vectors, twice the bytes                        \
@@ -396,17 +418,21 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
         __asm__("" : "+r"(coef));                                                                                \
         _Pragma("GCC unroll 8") for (int j = G - 1; j >= 0; j--) {                                               \
             const vd_##W x = j ? y1[j - 1] : x0, x1 = j ? y2[j - 1] : h1, x2 = j ? y3[j - 1] : h2;               \
-            const double *k = coef + 5 * CK_##W * j;                                                             \
-            vd_##W t = mul_##W(ldk_##W(k + 2 * CK_##W), x2);                                                     \
-            t = fma_##W(ldk_##W(k + CK_##W), x1, t);                                                             \
+            const double *k = coef + 5 * CK_##W * j, *kp = coef_prev + 5 * CK_##W * j;                           \
+            vd_##W kv[5];                                                                                        \
+            _Pragma("GCC unroll 5") for (int e = 0; e < 5; e++)                                                  \
+                kv[e] = mixed ? blend_##W(sel[j], ldk_##W(kp + e * CK_##W), ldk_##W(k + e * CK_##W))              \
+                              : ldk_##W(k + e * CK_##W);                                                         \
+            vd_##W t = mul_##W(kv[2], x2);                                                                       \
+            t = fma_##W(kv[1], x1, t);                                                                           \
             if (W > 2) {                                                                                         \
-                t = fnma_##W(ldk_##W(k + 4 * CK_##W), y2[j], t);                                                 \
-                t = fma_##W(ldk_##W(k), x, t);                                                                   \
+                t = fnma_##W(kv[4], y2[j], t);                                                                   \
+                t = fma_##W(kv[0], x, t);                                                                        \
             } else {                                                                                             \
-                t = fma_##W(ldk_##W(k), x, t);                                                                   \
-                t = fnma_##W(ldk_##W(k + 4 * CK_##W), y2[j], t);                                                 \
+                t = fma_##W(kv[0], x, t);                                                                        \
+                t = fnma_##W(kv[4], y2[j], t);                                                                   \
             }                                                                                                    \
-            dst[j] = fnma_##W(ldk_##W(k + 3 * CK_##W), y1[j], t);                                                \
+            dst[j] = fnma_##W(kv[3], y1[j], t);                                                                  \
         }                                                                                                        \
     }                                                                                                            \
     /* Flush tiny history in the lanes of `live` (per slot; slot 0's inputs by live0). */                        \
@@ -441,12 +467,13 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
 #define RT_BQ_DEFINE_PASS(W, IO)                                                                                 \
     /* One iteration with every lane active: the new outputs replace y3 and the new                              \
      * slot-0 input goes to *hx (the caller rotates the roles). */                                               \
-    ATTR_##W void fast_##W##IO(const int G, const double *coef, const pass_io *io, ptrdiff_t i, ptrdiff_t base,  \
-                               uint32_t phase, const vm_##W *real, vm_##W real0, vd_##W gidx, vd_##W *y1,        \
-                               vd_##W *y2, vd_##W *y3, vd_##W *hx, vd_##W *h1, vd_##W *h2)                       \
+    ATTR_##W void fast_##W##IO(const int G, const double *coef, const double *coef_prev, const int mixed,        \
+                               const vm_##W *sel, const pass_io *io, ptrdiff_t i, ptrdiff_t base, uint32_t phase, \
+                               const vm_##W *real, vm_##W real0, vd_##W gidx, vd_##W *y1, vd_##W *y2,            \
+                               vd_##W *y3, vd_##W *hx, vd_##W *h1, vd_##W *h2)                                   \
     {                                                                                                            \
         *hx = take_##W##IO(io, i - base, y2[G - 1]);                                                             \
-        step_##W(G, coef, y1, y2, y3, *hx, *h1, *h2, y3);                                                        \
+        step_##W(G, coef, coef_prev, mixed, sel, y1, y2, y3, *hx, *h1, *h2, y3);                                 \
         grid_##W(G, phase, i, real, real0, gidx, y3, y1, y2, hx, h1);                                            \
         give_##W##IO(io, i - base, (W / 2) * (G + 1) - 2, y3[G - 1]);                                            \
     }                                                                                                            \
@@ -477,17 +504,23 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
         int handed = 0;                                                                                          \
         ptrdiff_t i = i0;                                                                                        \
         while (i < i1) {                                                                                         \
-            if (i >= depth && i < end) {                                                                         \
+            /* every lane's frame (i - off, off in [0, depth]) on the same side of switch_at */                  \
+            const int before = i < switch_at, after = i - depth >= switch_at;                                    \
+            if (i >= depth && i < end && (before || after)) {                                                    \
                 /* every lane active; three iterations per turn so that the history                              \
                  * registers change roles instead of values: y1 y2 y3 = a b c, c a b, b c a */                   \
-                const ptrdiff_t stop = i1 < end ? i1 : end;                                                      \
+                const double *k = before ? coef_prev : coef;                                                     \
+                ptrdiff_t stop = i1 < end ? i1 : end;                                                            \
+                if (before && switch_at < stop) stop = switch_at;                                                \
                 for (; i + 3 <= stop; i += 3) {                                                                  \
-                    fast_##W##IO(G, coef, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);           \
-                    fast_##W##IO(G, coef, io, i + 1, base, phase, real, real0, gidx, c, a, b, &r, &p, &q);       \
-                    fast_##W##IO(G, coef, io, i + 2, base, phase, real, real0, gidx, b, c, a, &q, &r, &p);       \
+                    fast_##W##IO(G, k, k, 0, NULL, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);  \
+                    fast_##W##IO(G, k, k, 0, NULL, io, i + 1, base, phase, real, real0, gidx, c, a, b, &r, &p,   \
+                                 &q);                                                                            \
+                    fast_##W##IO(G, k, k, 0, NULL, io, i + 2, base, phase, real, real0, gidx, b, c, a, &q, &r,   \
+                                 &p);                                                                            \
                 }                                                                                                \
                 for (; i < stop; i++) {                                                                          \
-                    fast_##W##IO(G, coef, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);           \
+                    fast_##W##IO(G, k, k, 0, NULL, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);  \
                     _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                        \
                         const vd t = c[j];                                                                       \
                         c[j] = b[j];                                                                             \
@@ -500,17 +533,39 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
                 handed = 0;                                                                                      \
                 continue;                                                                                        \
             }                                                                                                    \
-            /* the wavefront filling or draining: every lane computes, the lanes of                              \
-             * stages with a frame to process keep their result */                                               \
+            if (i >= depth && i < end) {                                                                         \
+                /* every lane active, its frame's coefficients: a change passing through */                      \
+                vm sel[RT_BQ_MAX_SLOTS];                                                                         \
+                const vd vs = set1_##W((double)(i - switch_at));                                                 \
+                _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) sel[j] = at_most_##W(off[j], vs);            \
+                fast_##W##IO(G, coef, coef_prev, 1, sel, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, \
+                             &r);                                                                                \
+                _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                            \
+                    const vd t = c[j];                                                                           \
+                    c[j] = b[j];                                                                                 \
+                    b[j] = a[j];                                                                                 \
+                    a[j] = t;                                                                                    \
+                }                                                                                                \
+                r = q;                                                                                           \
+                q = p;                                                                                           \
+                handed = 0;                                                                                      \
+                i++;                                                                                             \
+                continue;                                                                                        \
+            }                                                                                                    \
+            /* the wavefront filling, draining or switching coefficients: every lane                             \
+             * computes with its frame's coefficients, the lanes of stages with a frame to                       \
+             * process keep their result */                                                                      \
             vd ny[RT_BQ_MAX_SLOTS];                                                                              \
-            vm act[RT_BQ_MAX_SLOTS], keep[RT_BQ_MAX_SLOTS];                                                      \
+            vm act[RT_BQ_MAX_SLOTS], keep[RT_BQ_MAX_SLOTS], sel[RT_BQ_MAX_SLOTS];                                \
+            const vd vs = set1_##W((double)(i - switch_at));                                                     \
+            _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) sel[j] = at_most_##W(off[j], vs);                \
             /* The hand-off is the previous group's output of two iterations before:                             \
              * y2 while that lane runs every iteration, but when it stops (draining) y2                          \
              * stays one frame behind, so take y1 as it was one iteration ago. */                                \
             const vd x0 = take_##W##IO(io, i - base, handed ? last : b[G - 1]);                                  \
             last = a[G - 1];                                                                                     \
             handed = 1;                                                                                          \
-            step_##W(G, coef, a, b, c, x0, q, r, ny);                                                            \
+            step_##W(G, coef, coef_prev, 1, sel, a, b, c, x0, q, r, ny);                                         \
             const vd vi = set1_##W((double)i), vie = set1_##W((double)(i - end));                                \
             _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                \
                 act[j] = active_##W(off[j], vi, vie);                                                            \
@@ -571,7 +626,7 @@ RT_BQ_DEFINE_PASS(2, _flt)
 #define RT_BQ_PASS(W, IO, tgt, g)                                                                                \
     __attribute__((target(tgt))) static void pass_##W##IO##_##g(RT_BQ_PASS_ARGS)                                \
     {                                                                                                            \
-        pass_##W##IO(g, state, coef, io_arg, i0, i1, base, end, phase, pad);                                     \
+        pass_##W##IO(g, state, coef, coef_prev, switch_at, io_arg, i0, i1, base, end, phase, pad);               \
     }
 #define RT_BQ_PASSES(W, IO, tgt)                                                                                 \
     RT_BQ_PASS(W, IO, tgt, 1) RT_BQ_PASS(W, IO, tgt, 2) RT_BQ_PASS(W, IO, tgt, 3) RT_BQ_PASS(W, IO, tgt, 4)      \
@@ -676,7 +731,8 @@ static void run_passes(const rt_biquad *bq, double *state, double *buf, ptrdiff_
         const vpass *p = &bq->pass[k];
         const ptrdiff_t base = x - (ptrdiff_t)p->lag, lo = base > 0 ? base : 0, hi = x1 - (ptrdiff_t)p->lag;
         const uint32_t phase = pass_phase(bq, p);
-        if (hi > lo) p->run(state + p->state_offset, p->coef, &io, lo, hi, base, end, phase, p->pad);
+        if (hi > lo)
+            p->run(state + p->state_offset, p->coef, p->coef_prev, bq->switch_at, &io, lo, hi, base, end, phase, p->pad);
     }
 }
 
@@ -703,11 +759,12 @@ static void vector_process(rt_biquad *bq, const float *const *in, float *const *
             const uint32_t ch0 = 2 * pr, ch1 = ch0 + 1 < bq->channels ? ch0 + 1 : ch0;
             double *state = bq->state + bq->pair_state * pr;
             const pass_io io = {NULL, in[ch0], in[ch1], out[ch0], out[ch1], n};
-            p->direct(state, p->coef, &io, since, since + n, since, PTRDIFF_MAX, pass_phase(bq, p), p->pad);
+            p->direct(state, p->coef, p->coef_prev, bq->switch_at, &io, since, since + n, since, PTRDIFF_MAX,
+                      pass_phase(bq, p), p->pad);
             if (depth == 0) continue;
             memcpy(bq->spare, state, sizeof(double) * bq->pair_state);
-            p->direct(bq->spare, p->coef, &io, since + n, since + n + depth, since, PTRDIFF_MAX, pass_phase(bq, p),
-                      p->pad);
+            p->direct(bq->spare, p->coef, p->coef_prev, bq->switch_at, &io, since + n, since + n + depth, since,
+                      PTRDIFF_MAX, pass_phase(bq, p), p->pad);
         }
         return;
     }
@@ -772,7 +829,8 @@ static int vector_setup(rt_biquad *bq)
         const uint32_t row = coef_row(lanes);
         size_t coef_doubles = (size_t)5 * p->slots * row;
         p->coef = aligned_alloc(64, sizeof(double) * coef_doubles);
-        if (!p->coef) return -1;
+        p->coef_prev = aligned_alloc(64, sizeof(double) * coef_doubles);
+        if (!p->coef || !p->coef_prev) return -1;
         /* identity everywhere, so that pad stages pass their input through unchanged */
         memset(p->coef, 0, sizeof(double) * coef_doubles);
         for (uint32_t j = 0; j < p->slots; j++)
@@ -786,6 +844,16 @@ static int vector_setup(rt_biquad *bq)
     return bq->state && bq->spare && bq->buf ? 0 : -1;
 }
 #endif /* RT_BQ_X86 */
+
+/* No coefficient change in flight. */
+#define NO_SWITCH (PTRDIFF_MIN / 4)
+
+/* Let the coefficients before the next change be the ones in use now. */
+static void settle_coefficients(rt_biquad *bq)
+{
+    for (uint32_t k = 0; k < bq->passes; k++)
+        memcpy(bq->pass[k].coef_prev, bq->pass[k].coef, sizeof(double) * 5u * bq->pass[k].slots * coef_row(bq->pass[k].lanes));
+}
 
 /* Put section s's coefficients where the path in use reads them. */
 static void spread_coefficients(rt_biquad *bq, uint32_t s)
@@ -844,7 +912,10 @@ void rt_biquad_destroy(rt_biquad *bq)
     free(bq->coeffs);
     free(bq->bcoef);
     free(bq->ring);
-    for (uint32_t k = 0; k < RT_BQ_MAX_PASSES; k++) free(bq->pass[k].coef);
+    for (uint32_t k = 0; k < RT_BQ_MAX_PASSES; k++) {
+        free(bq->pass[k].coef);
+        free(bq->pass[k].coef_prev);
+    }
     free(bq->state);
     free(bq->spare);
     free(bq->buf);
@@ -859,6 +930,8 @@ void rt_biquad_reset(rt_biquad *bq)
         memset(bq->state, 0, sizeof(double) * bq->pair_state * bq->pairs);
     bq->frame = 0;
     bq->drained_at = 0;
+    bq->switch_at = NO_SWITCH;
+    settle_coefficients(bq);
 }
 
 int rt_biquad_set_section(rt_biquad *bq, uint32_t index, int type, double freq_hz,
@@ -876,15 +949,30 @@ int rt_biquad_set_coefficients(rt_biquad *bq, uint32_t index, const double c[5])
     if (index >= bq->sections) return -1;
     for (int i = 0; i < 5; i++)
         if (!isfinite(c[i])) return -1;
-#ifdef RT_BQ_X86
-    /* frames in flight were heard with the old coefficients: finish them with those */
-    if (bq->level != 0 && bq->frame != bq->drained_at) {
-        drain(bq, bq->state, bq->buf);
-        bq->drained_at = bq->frame;
-    }
-#endif
     memcpy(bq->coeffs + 5u * index, c, 5 * sizeof(double));
+#ifdef RT_BQ_X86
+    /* The vector paths have frames in flight: the stages still to process frames before
+     * this one must do so with the old coefficients.  They keep them in coef_prev for
+     * frames before switch_at; the new ones apply from here on, as the baseline would
+     * apply them. */
+    const ptrdiff_t since = (ptrdiff_t)(bq->frame - bq->drained_at);
+    if (bq->level != 0 && since > 0 && bq->switch_at != since) {
+        if (bq->switch_at + (ptrdiff_t)bq->depth > since) {
+            /* the last change has not reached every stage yet: finish the frames in flight
+             * (rare: changes less than `depth` frames apart) */
+            drain(bq, bq->state, bq->buf);
+            bq->drained_at = bq->frame;
+            bq->switch_at = NO_SWITCH;
+        } else {
+            settle_coefficients(bq);
+            bq->switch_at = since;
+        }
+    }
     spread_coefficients(bq, index);
+    if (bq->level != 0 && bq->frame == bq->drained_at) settle_coefficients(bq); /* nothing in flight */
+#else
+    spread_coefficients(bq, index);
+#endif
     return 0;
 }
 

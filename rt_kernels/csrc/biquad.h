@@ -42,4 +42,9 @@ uint32_t rt_biquad_latency(const rt_biquad *bq);
 uint32_t rt_biquad_state_size(const rt_biquad *bq);
 void rt_biquad_read_state(const rt_biquad *bq, double *dest);
 /* cffi:end */
+
+/* The peaking design of rt_biquad_design from its frequency terms cos w0 and
+ * alpha = sin w0 / (2 q), with w0 = 2 pi f0 / fs: the same coefficients, for callers that
+ * redesign one frequency at many gains (the psychoacoustic EQ's solve and ramps). */
+int rt_biquad_peaking(double cos_w0, double alpha, double gain_db, double coeffs[5]);
 #endif
