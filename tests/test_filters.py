@@ -143,9 +143,10 @@ def test_section_change_takes_effect_and_keeps_running(rng):
 ROOT = Path(__file__).resolve().parents[1]
 ISA_NAMES = {0: "base", 3: "v3", 4: "v4"}
 # One length per way the cascade is laid out: a 2-lane pass on the float channels (1, 2),
-# lane groups with identity pad stages (3, 6), one long pass (25, the psychoacoustic EQ)
-# and several passes (40).
-LENGTHS = (1, 2, 3, 6, 25, 40)
+# lane groups with identity pad stages (3, 6), one long pass (25, the psychoacoustic EQ),
+# several passes (40) and the longest an eq node may have (256: its wavefront is deeper
+# than one staging block).
+LENGTHS = (1, 2, 3, 6, 25, 40, 256)
 # Section changes between blocks: (frame, which section, new section).  The second comes
 # 20 frames after the first, before the first has reached every section of the longer
 # cascades (the vector paths finish the frames in flight then; otherwise they switch
@@ -183,7 +184,9 @@ np.savez(job["output"], **out)
 
 
 def cascade_spec(count):
-    return [("peaking", 40.0 * 1.15 ** i, 0.7 + 0.1 * (i % 5), round(6.0 * math.sin(i + 1), 3)) for i in range(count)]
+    """Peaking sections from 40 Hz to 16 kHz, Q 0.7 to 1.1, gains within +-6 dB."""
+    return [("peaking", 40.0 * 400.0 ** (i / max(count - 1, 1)), 0.7 + 0.1 * (i % 5), round(6.0 * math.sin(i + 1), 3))
+            for i in range(count)]
 
 
 def df1_reference(x, spec, changes, fs):

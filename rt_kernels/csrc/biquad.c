@@ -15,9 +15,10 @@
  *
  * Processed sample by sample a cascade is one long chain of dependent multiply-adds;
  * processed stage by stage each stage's recursion is a chain of its own.  Either way the
- * arithmetic units mostly wait.  Here stage s processes frame m at "iteration" m + s of
- * a channel pair: at one iteration every stage works on a different frame and they are
- * all independent (stage s reads what stage s-1 produced one iteration earlier).  The
+ * arithmetic units mostly wait.  Here stage s processes frame m at "iteration" m + off_s,
+ * off_s growing with s (by one per stage in the baseline; see RT_BQ_DEFINE_PASS for the
+ * vector paths): at one iteration every stage works on a different frame and they are
+ * all independent (stage s reads what stage s-1 produced at an earlier iteration).  The
  * vector paths pack the stages of an iteration into lanes: a lane is (group of
  * consecutive stages, channel), e.g. AVX-512 holds 4 groups x 2 channels; the baseline
  * walks the stages with a channel pair in one 16-byte vector.
@@ -28,18 +29,20 @@
  * iteration a frame is computed at never changes its arithmetic, so the skew does not
  * show in the output: zero latency, and bit-identical output for any block split.
  *
- * Coefficients set between calls apply to every stage from the same frame, as in a
- * stage-by-stage cascade: a call runs the wavefront until every stage has processed its
- * last frame.  The baseline simply drains at the end of each call.  The vector paths
- * keep the wavefront flowing from call to call (frames in flight stay in flight) and
- * finish the call's last outputs on a copy of the state; they drain it for real only
- * when coefficients change (rt_biquad_set_coefficients).  Both compute the same values.
+ * A coefficient change between calls applies to every stage from the same frame, as in a
+ * stage-by-stage cascade.  The baseline drains the wavefront at the end of each call
+ * (every stage processes every frame of the call).  The vector paths keep it flowing from
+ * call to call and compute a call's last outputs on a copy of the state (the real state
+ * stays mid-flight); after a change each lane takes the new coefficients when that
+ * frame reaches it (see rt_biquad_set_coefficients).
  *
  * Tiny state is flushed to zero (rt_flush_tiny) on a grid of the absolute frame count:
- * stage s flushes after its frame m when (m + s) % RT_BQ_GRID == RT_BQ_GRID - 1, at one
- * iteration for all stages.  It flushes what its next frames read of its own output,
- * y[m], y[m-1], y[m-2] (the next stage's x history too).  The cascade's input is never
- * flushed: it is float32 copied into doubles, never subnormal and never decaying. */
+ * stage s flushes after its frame m when (m + s) % RT_BQ_GRID == RT_BQ_GRID - 1.  It
+ * flushes what its next frames read of its own output, y[m], y[m-1], y[m-2] (the next
+ * stage's x history too).  What enters the cascade is never flushed: float32 copied into
+ * doubles, never subnormal and never decaying; nor, in the vector paths, what enters a
+ * pass (a few frames of x history, at most 2, of the stage after a pass boundary: below
+ * 1e-30, this differs from the baseline by nothing audible). */
 
 #define RT_BQ_GRID 128u
 #define RT_BQ_BLOCK 256   /* frames staged as interleaved doubles at a time */
@@ -500,8 +503,6 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
         q = ld_##W(state + W * 3 * G);                                                                           \
         r = ld_##W(state + W * (3 * G + 1));                                                                     \
         p = q;                                                                                                   \
-        vd last = p;                                                                                             \
-        int handed = 0;                                                                                          \
         ptrdiff_t i = i0;                                                                                        \
         while (i < i1) {                                                                                         \
             /* every lane's frame (i - off, off in [0, depth]) on the same side of switch_at */                  \
@@ -530,7 +531,6 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
                     r = q;                                                                                       \
                     q = p;                                                                                       \
                 }                                                                                                \
-                handed = 0;                                                                                      \
                 continue;                                                                                        \
             }                                                                                                    \
             if (i >= depth && i < end) {                                                                         \
@@ -548,7 +548,6 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
                 }                                                                                                \
                 r = q;                                                                                           \
                 q = p;                                                                                           \
-                handed = 0;                                                                                      \
                 i++;                                                                                             \
                 continue;                                                                                        \
             }                                                                                                    \
@@ -559,12 +558,12 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
             vm act[RT_BQ_MAX_SLOTS], keep[RT_BQ_MAX_SLOTS], sel[RT_BQ_MAX_SLOTS];                                \
             const vd vs = set1_##W((double)(i - switch_at));                                                     \
             _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) sel[j] = at_most_##W(off[j], vs);                \
-            /* The hand-off is the previous group's output of two iterations before:                             \
-             * y2 while that lane runs every iteration, but when it stops (draining) y2                          \
-             * stays one frame behind, so take y1 as it was one iteration ago. */                                \
-            const vd x0 = take_##W##IO(io, i - base, handed ? last : b[G - 1]);                                  \
-            last = a[G - 1];                                                                                     \
-            handed = 1;                                                                                          \
+            /* The hand-off is the previous group's output of two iterations before, y2,                         \
+             * if that lane ran at the last iteration; when draining it stops, and then                          \
+             * the frame wanted is its last one, still y1.  (While filling, a lane that                          \
+             * has not started feeds one that has not either.) */                                                \
+            const vm ran = at_least_##W(off[G - 1], set1_##W((double)(i - end)));                                \
+            const vd x0 = take_##W##IO(io, i - base, blend_##W(ran, a[G - 1], b[G - 1]));                        \
             step_##W(G, coef, coef_prev, 1, sel, a, b, c, x0, q, r, ny);                                         \
             const vd vi = set1_##W((double)i), vie = set1_##W((double)(i - end));                                \
             _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                \
