@@ -16,33 +16,32 @@
  * Processed sample by sample a cascade is one long chain of dependent multiply-adds;
  * processed stage by stage each stage's recursion is a chain of its own.  Either way the
  * arithmetic units mostly wait.  Here stage s processes frame m at "iteration" m + off_s,
- * off_s growing with s (by one per stage in the baseline; see RT_BQ_DEFINE_PASS for the
- * vector paths): at one iteration every stage works on a different frame and they are
- * all independent (stage s reads what stage s-1 produced at an earlier iteration).  The
- * vector paths pack the stages of an iteration into lanes: a lane is (group of
- * consecutive stages, channel), e.g. AVX-512 holds 4 groups x 2 channels; the baseline
- * walks the stages with a channel pair in one 16-byte vector.
+ * off_s growing with s (see RT_BQ_DEFINE_PASS): at one iteration every stage works on a
+ * different frame and they are all independent (stage s reads what stage s-1 produced at
+ * an earlier iteration).  The stages of an iteration are packed into vector lanes, a lane
+ * being (group of consecutive stages, channel): AVX-512 holds 4 groups x 2 channels, AVX2
+ * 2 x 2; short cascades and the baseline use one group, a channel pair per 16 bytes.
+ * rt_cpu_level() at create picks the kind of pass (AURALIS_RT_ISA caps it).
  *
  * Every stage is direct form I, always with the same operations in the same order:
  *     y[m] = b0 x[m] + b1 x[m-1] + b2 x[m-2] - a2 y[m-2] - a1 y[m-1]
- * (the vector paths fuse each product into its add: one rounding per term).  Which
- * iteration a frame is computed at never changes its arithmetic, so the skew does not
- * show in the output: zero latency, and bit-identical output for any block split.
+ * (x86-64-v3 and up fuse each product into its add: one rounding per term; the baseline
+ * rounds products and sums).  Which iteration a frame is computed at never changes its
+ * arithmetic, so the skew does not show in the output: zero latency, and bit-identical
+ * output for any block split.
  *
  * A coefficient change between calls applies to every stage from the same frame, as in a
- * stage-by-stage cascade.  The baseline drains the wavefront at the end of each call
- * (every stage processes every frame of the call).  The vector paths keep it flowing from
- * call to call and compute a call's last outputs on a copy of the state (the real state
- * stays mid-flight); after a change each lane takes the new coefficients when that
- * frame reaches it (see rt_biquad_set_coefficients).
+ * stage-by-stage cascade.  The wavefront flows from call to call; a call's last outputs,
+ * which need frames not yet arrived, are computed on a copy of the state with silence
+ * after the call's input (the real state stays mid-flight).  After a change each lane
+ * takes the new coefficients when that frame reaches it (rt_biquad_set_coefficients).
  *
  * Tiny state is flushed to zero (rt_flush_tiny) on a grid of the absolute frame count:
  * stage s flushes after its frame m when (m + s) % RT_BQ_GRID == RT_BQ_GRID - 1.  It
  * flushes what its next frames read of its own output, y[m], y[m-1], y[m-2] (the next
  * stage's x history too).  What enters the cascade is never flushed: float32 copied into
- * doubles, never subnormal and never decaying; nor, in the vector paths, what enters a
- * pass (a few frames of x history, at most 2, of the stage after a pass boundary: below
- * 1e-30, this differs from the baseline by nothing audible). */
+ * doubles, never subnormal and never decaying; nor what enters a pass after the first
+ * (at most 2 frames of the next stage's x history, below 1e-30: nothing audible). */
 
 #define RT_BQ_GRID 128u
 #define RT_BQ_BLOCK 256   /* frames staged as interleaved doubles at a time */
@@ -95,17 +94,13 @@ struct rt_biquad {
     uint32_t sections;
     uint32_t pairs;
     uint32_t level;      /* rt_cpu_level() at create: 0, 3 or 4 */
-    uint32_t passes;     /* vector paths */
-    uint32_t depth;      /* vector paths: sum of the passes' depths */
+    uint32_t passes;
+    uint32_t depth;      /* sum of the passes' depths */
     uint64_t frame;      /* absolute frame count */
-    uint64_t drained_at; /* vector paths: absolute frame of the last drain */
-    ptrdiff_t switch_at; /* vector paths: frames from here (counted from the drain) use coef, earlier coef_prev */
+    uint64_t drained_at; /* absolute frame of the last drain */
+    ptrdiff_t switch_at; /* frames from here (counted from the drain) use coef, earlier ones coef_prev */
     double sample_rate;
     double *coeffs;      /* sections * 5: b0 b1 b2 a1 a2 */
-    /* baseline: per pair, (sections + 1) rows of 3: row 0 holds x, row s + 1 holds stage
-     * s's y, for frames m, m-1, m-2 at index m % 3 */
-    rt_v2d *ring;
-    rt_v2d *bcoef;       /* sections * 5 splats */
     vpass *pass;         /* passes */
     size_t pair_state;   /* doubles of vector state per pair (all passes) */
     double *state;       /* pairs * pair_state */
@@ -208,73 +203,46 @@ int rt_biquad_peaking(double cos_w0, double alpha, double gain_db, double c[5])
     return normalise(1.0 + alpha * A, -2.0 * cos_w0, 1.0 - alpha * A, 1.0 + alpha / A, -2.0 * cos_w0, 1.0 - alpha / A, c);
 }
 
-/* ---- the baseline path: portable C, one channel pair per rt_v2d ---------------------- */
+/* ---- the passes ----------------------------------------------------------------------- */
 
-static inline rt_v2d splat(double v) { return (rt_v2d){v, v}; }
+/* Operations per kind of pass, suffixed by its name: _b (portable, the baseline: a
+ * channel pair in a GCC vector of 2 doubles, separate multiplies and adds), and on x86-64
+ * _8 (AVX-512, 4 groups x 2 channels), _4 (AVX2, 2 x 2) and _2 (one group in SSE registers
+ * with FMA, for cascades too short to fill more lanes).  vm: a lane mask.  ldk: a
+ * coefficient vector from its row of CK doubles (see coef_row). */
 
-static inline rt_v2d zero_tiny(rt_v2d v) { return (rt_v2d){rt_flush_tiny(v[0]), rt_flush_tiny(v[1])}; }
-
-/* Iterations [i0, i1) of a call of n frames for one pair.  At iteration i stage s
- * processes call frame i - s if that lies in [0, n); frame f's output appears at
- * iteration f + sections - 1.  `first` is the absolute index of the call's frame 0. */
-static void base_run(rt_biquad *bq, rt_v2d *ring, const float *src0, const float *src1, float *dst0,
-                     float *dst1, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t n, uint64_t first)
+#define ATTR_b __attribute__((always_inline)) static inline
+#define CK_b 2
+typedef rt_v2d vd_b;
+typedef int64_t vm_b __attribute__((vector_size(16)));
+ATTR_b vd_b ld_b(const double *p) { return *(const vd_b *)p; }
+ATTR_b vd_b ldk_b(const double *p) { return *(const vd_b *)p; }
+ATTR_b void st_b(double *p, vd_b v) { *(vd_b *)p = v; }
+ATTR_b vd_b mul_b(vd_b a, vd_b b) { return a * b; }
+ATTR_b vd_b fma_b(vd_b a, vd_b b, vd_b c) { return c + a * b; }
+ATTR_b vd_b fnma_b(vd_b a, vd_b b, vd_b c) { return c - a * b; }
+ATTR_b vd_b set1_b(double v) { return (vd_b){v, v}; }
+ATTR_b vd_b shift_in_b(vd_b y, const double *p) { return (vd_b){p[0], p[1]}; }
+ATTR_b void store_last_b(double *p, vd_b v)
 {
-    const ptrdiff_t stages = bq->sections;
-    const rt_v2d *c = bq->bcoef;
-    for (ptrdiff_t i = i0; i < i1; i++) {
-        /* Active stages: 0 <= i - s < n.  Last to first, so that stage s reads stage
-         * s-1's outputs before stage s-1 overwrites the oldest of them. */
-        ptrdiff_t hi = i < stages - 1 ? i : stages - 1, lo = i - n + 1 > 0 ? i - n + 1 : 0;
-        uint32_t r = (uint32_t)((first + (uint64_t)(i - hi)) % 3u); /* ring index of stage hi's sample */
-        for (ptrdiff_t s = hi; s >= lo; s--) {
-            const uint32_t r1 = r == 0 ? 2 : r - 1, r2 = r1 == 0 ? 2 : r1 - 1;
-            rt_v2d *in = ring + 3 * s, *out = in + 3;
-            if (s == 0) in[r] = (rt_v2d){src0[i], src1[i]};
-            const rt_v2d *k = c + 5 * s;
-            rt_v2d t = k[2] * in[r2];
-            t = t + k[1] * in[r1];
-            t = t - k[4] * out[r2];
-            t = t + k[0] * in[r];
-            out[r] = t - k[3] * out[r1];
-            r = r == 2 ? 0 : r + 1;
-        }
-        if (hi == stages - 1 && i - hi < n) {
-            ptrdiff_t f = i - hi;
-            rt_v2d y = ring[3 * stages + (uint32_t)((first + (uint64_t)f) % 3u)];
-            dst1[f] = (float)y[1];
-            dst0[f] = (float)y[0]; /* last: for an odd channel out, dst1 == dst0 */
-        }
-        if ((first + (uint64_t)i) % RT_BQ_GRID == RT_BQ_GRID - 1) {
-            for (ptrdiff_t s = lo; s <= hi; s++)
-                for (int k = 0; k < 3; k++) ring[3 * (s + 1) + k] = zero_tiny(ring[3 * (s + 1) + k]);
-        }
-    }
+    p[0] = v[0];
+    p[1] = v[1];
 }
-
-static void base_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
+ATTR_b vd_b group_offsets_b(double g) { return (vd_b){0.0, 0.0}; }
+ATTR_b vm_b active_b(vd_b off, vd_b i, vd_b i_minus_end) { return (off <= i) & (off > i_minus_end); }
+ATTR_b vm_b at_least_b(vd_b off, vd_b v) { return off >= v; }
+ATTR_b vm_b at_most_b(vd_b off, vd_b v) { return off <= v; }
+ATTR_b vm_b mand_b(vm_b a, vm_b b) { return a & b; }
+ATTR_b vm_b same_b(vd_b a, vd_b b) { return a == b; }
+ATTR_b vd_b blend_b(vm_b m, vd_b old, vd_b new) { return (vd_b)(((vm_b) new & m) | ((vm_b)old & ~m)); }
+ATTR_b vd_b flush_b(vd_b v, vm_b m)
 {
-    const size_t rows = 3u * (bq->sections + 1u);
-    for (uint32_t p = 0; p < bq->pairs; p++) {
-        uint32_t ch0 = 2 * p, ch1 = ch0 + 1 < bq->channels ? ch0 + 1 : ch0;
-        base_run(bq, bq->ring + rows * p, in[ch0], in[ch1], out[ch0], out[ch1], 0,
-                 (ptrdiff_t)frames + bq->sections - 1, frames, bq->frame);
-    }
+    const vd_b magnitude = (vd_b)((vm_b)v & (vm_b){INT64_MAX, INT64_MAX});
+    const vm_b tiny = (magnitude < set1_b(RT_STATE_FLOOR)) & m;
+    return (vd_b)((vm_b)v & ~tiny);
 }
-
-
-/* ---- the vector paths ---------------------------------------------------------------- */
 
 #ifdef RT_BQ_X86
-
-/* Operations per vector width, suffixed by the lane count: _8 (AVX-512, 4 groups x 2
- * channels), _4 (AVX2, 2 x 2), _2 (one group: SSE registers with FMA, for cascades too
- * short to fill more lanes).  vm: a lane mask.  ldk: a coefficient vector from its row
- * of CK_W doubles.  Lane order: _8 holds channel 0's groups then channel 1's
- * (c * 4 + g), so that a coefficient vector is one 4-double row repeated: loading half a
- * vector per multiply-add is what keeps this load-bound loop fed; _4 and _2 hold pairs
- * (2 g + c). */
-
 #define ATTR_8 __attribute__((target("arch=x86-64-v4"), always_inline)) static inline
 #define CK_8 4
 typedef __m512d vd_8;
@@ -377,6 +345,8 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
     return _mm_andnot_pd(tiny, v);
 }
 
+#endif /* RT_BQ_X86 */
+
 #define RT_BQ_PASS_ARGS                                                                                          \
     double *restrict state, const double *restrict coef, const double *restrict coef_prev, ptrdiff_t switch_at,  \
         const pass_io *io_arg, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base, ptrdiff_t end, uint32_t phase,        \
@@ -407,98 +377,98 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
  * Coefficients: frames from switch_at on use coef, earlier ones coef_prev (a change
  * between calls while frames are in flight).  `mixed` (a constant at each call) blends
  * them per lane with sel; otherwise all lanes use coef. */
-#define RT_BQ_DEFINE_STEP(W)                                                                                     \
-    ATTR_##W void step_##W(const int G, const double *coef, const double *coef_prev, const int mixed,            \
-                           const vm_##W *sel, const vd_##W *y1, const vd_##W *y2, vd_##W *y3, vd_##W x0,         \
-                           vd_##W h1, vd_##W h2, vd_##W *dst)                                                    \
+#define RT_BQ_DEFINE_STEP(N, W)                                                                                     \
+    ATTR_##N void step_##N(const int G, const double *coef, const double *coef_prev, const int mixed,            \
+                           const vm_##N *sel, const vd_##N *y1, const vd_##N *y2, vd_##N *y3, vd_##N x0,         \
+                           vd_##N h1, vd_##N h2, vd_##N *dst)                                                    \
     {                                                                                                            \
         /* Load the coefficients here, every iteration: hoisted out of the loop they do not                      \
          * fit in registers and come back from the stack as full vectors, twice the bytes                        \
          * of a repeated row (the empty asm hides that coef is loop-invariant). */                               \
         __asm__("" : "+r"(coef));                                                                                \
         _Pragma("GCC unroll 8") for (int j = G - 1; j >= 0; j--) {                                               \
-            const vd_##W x = j ? y1[j - 1] : x0, x1 = j ? y2[j - 1] : h1, x2 = j ? y3[j - 1] : h2;               \
-            const double *k = coef + 5 * CK_##W * j, *kp = coef_prev + 5 * CK_##W * j;                           \
-            vd_##W kv[5];                                                                                        \
+            const vd_##N x = j ? y1[j - 1] : x0, x1 = j ? y2[j - 1] : h1, x2 = j ? y3[j - 1] : h2;               \
+            const double *k = coef + 5 * CK_##N * j, *kp = coef_prev + 5 * CK_##N * j;                           \
+            vd_##N kv[5];                                                                                        \
             _Pragma("GCC unroll 5") for (int e = 0; e < 5; e++)                                                  \
-                kv[e] = mixed ? blend_##W(sel[j], ldk_##W(kp + e * CK_##W), ldk_##W(k + e * CK_##W))              \
-                              : ldk_##W(k + e * CK_##W);                                                         \
-            vd_##W t = mul_##W(kv[2], x2);                                                                       \
-            t = fma_##W(kv[1], x1, t);                                                                           \
+                kv[e] = mixed ? blend_##N(sel[j], ldk_##N(kp + e * CK_##N), ldk_##N(k + e * CK_##N))              \
+                              : ldk_##N(k + e * CK_##N);                                                         \
+            vd_##N t = mul_##N(kv[2], x2);                                                                       \
+            t = fma_##N(kv[1], x1, t);                                                                           \
             if (W > 2) {                                                                                         \
-                t = fnma_##W(kv[4], y2[j], t);                                                                   \
-                t = fma_##W(kv[0], x, t);                                                                        \
+                t = fnma_##N(kv[4], y2[j], t);                                                                   \
+                t = fma_##N(kv[0], x, t);                                                                        \
             } else {                                                                                             \
-                t = fma_##W(kv[0], x, t);                                                                        \
-                t = fnma_##W(kv[4], y2[j], t);                                                                   \
+                t = fma_##N(kv[0], x, t);                                                                        \
+                t = fnma_##N(kv[4], y2[j], t);                                                                   \
             }                                                                                                    \
-            dst[j] = fnma_##W(kv[3], y1[j], t);                                                                  \
+            dst[j] = fnma_##N(kv[3], y1[j], t);                                                                  \
         }                                                                                                        \
     }                                                                                                            \
     /* Flush tiny history in the lanes of `live` (per slot; slot 0's inputs by live0). */                        \
-    ATTR_##W void flush_all_##W(const int G, const vm_##W *live, vm_##W live0, vd_##W *y1, vd_##W *y2,           \
-                                vd_##W *y3, vd_##W *h1, vd_##W *h2)                                              \
+    ATTR_##N void flush_all_##N(const int G, const vm_##N *live, vm_##N live0, vd_##N *y1, vd_##N *y2,           \
+                                vd_##N *y3, vd_##N *h1, vd_##N *h2)                                              \
     {                                                                                                            \
         _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                    \
-            y1[j] = flush_##W(y1[j], live[j]);                                                                   \
-            y2[j] = flush_##W(y2[j], live[j]);                                                                   \
-            y3[j] = flush_##W(y3[j], live[j]);                                                                   \
+            y1[j] = flush_##N(y1[j], live[j]);                                                                   \
+            y2[j] = flush_##N(y2[j], live[j]);                                                                   \
+            y3[j] = flush_##N(y3[j], live[j]);                                                                   \
         }                                                                                                        \
-        *h1 = flush_##W(*h1, live0);                                                                             \
-        *h2 = flush_##W(*h2, live0);                                                                             \
+        *h1 = flush_##N(*h1, live0);                                                                             \
+        *h2 = flush_##N(*h2, live0);                                                                             \
     }                                                                                                            \
     /* Flush group g's lanes if iteration i is its grid point: the stage at lane (g, j) is                       \
      * global stage first + g G + j - pad on frame i - g (G + 1) - j, so (frame + stage) %                       \
      * GRID == GRID - 1 when (phase + i - g) % GRID == GRID - 1. */                                              \
-    ATTR_##W void grid_##W(const int G, uint32_t phase, ptrdiff_t i, const vm_##W *keep, vm_##W keep0,           \
-                           vd_##W gidx, vd_##W *y1, vd_##W *y2, vd_##W *y3, vd_##W *h1, vd_##W *h2)              \
+    ATTR_##N void grid_##N(const int G, uint32_t phase, ptrdiff_t i, const vm_##N *keep, vm_##N keep0,           \
+                           vd_##N gidx, vd_##N *y1, vd_##N *y2, vd_##N *y3, vd_##N *h1, vd_##N *h2)              \
     {                                                                                                            \
         const uint32_t g = (uint32_t)((phase + (uint64_t)i + 1) % RT_BQ_GRID);                                   \
         if (g >= W / 2) return;                                                                                  \
-        vm_##W live[RT_BQ_MAX_SLOTS];                                                                            \
-        const vm_##W mine = same_##W(gidx, set1_##W((double)g));                                                 \
-        _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) live[j] = mand_##W(keep[j], mine);                   \
-        flush_all_##W(G, live, mand_##W(keep0, mine), y1, y2, y3, h1, h2);                                      \
+        vm_##N live[RT_BQ_MAX_SLOTS];                                                                            \
+        const vm_##N mine = same_##N(gidx, set1_##N((double)g));                                                 \
+        _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) live[j] = mand_##N(keep[j], mine);                   \
+        flush_all_##N(G, live, mand_##N(keep0, mine), y1, y2, y3, h1, h2);                                      \
     }
 
 /* The iteration loop, per lane count W and I/O: _buf reads and writes the in-place
  * buffer of interleaved pairs (io->buf), _flt the float channels themselves (a lone
  * 2-lane pass: staging would cost as much as its latency-bound loop). */
-#define RT_BQ_DEFINE_PASS(W, IO)                                                                                 \
+#define RT_BQ_DEFINE_PASS(N, W, IO)                                                                                 \
     /* One iteration with every lane active: the new outputs replace y3 and the new                              \
      * slot-0 input goes to *hx (the caller rotates the roles). */                                               \
-    ATTR_##W void fast_##W##IO(const int G, const double *coef, const double *coef_prev, const int mixed,        \
-                               const vm_##W *sel, const pass_io *io, ptrdiff_t i, ptrdiff_t base, uint32_t phase, \
-                               const vm_##W *real, vm_##W real0, vd_##W gidx, vd_##W *y1, vd_##W *y2,            \
-                               vd_##W *y3, vd_##W *hx, vd_##W *h1, vd_##W *h2)                                   \
+    ATTR_##N void fast_##N##IO(const int G, const double *coef, const double *coef_prev, const int mixed,        \
+                               const vm_##N *sel, const pass_io *io, ptrdiff_t i, ptrdiff_t base, uint32_t phase, \
+                               const vm_##N *real, vm_##N real0, vd_##N gidx, vd_##N *y1, vd_##N *y2,            \
+                               vd_##N *y3, vd_##N *hx, vd_##N *h1, vd_##N *h2)                                   \
     {                                                                                                            \
-        *hx = take_##W##IO(io, i - base, y2[G - 1]);                                                             \
-        step_##W(G, coef, coef_prev, mixed, sel, y1, y2, y3, *hx, *h1, *h2, y3);                                 \
-        grid_##W(G, phase, i, real, real0, gidx, y3, y1, y2, hx, h1);                                            \
-        give_##W##IO(io, i - base, (W / 2) * (G + 1) - 2, y3[G - 1]);                                            \
+        *hx = take_##N##IO(io, i - base, y2[G - 1]);                                                             \
+        step_##N(G, coef, coef_prev, mixed, sel, y1, y2, y3, *hx, *h1, *h2, y3);                                 \
+        grid_##N(G, phase, i, real, real0, gidx, y3, y1, y2, hx, h1);                                            \
+        give_##N##IO(io, i - base, (W / 2) * (G + 1) - 2, y3[G - 1]);                                            \
     }                                                                                                            \
-    ATTR_##W void pass_##W##IO(const int G, RT_BQ_PASS_ARGS)                                                     \
+    ATTR_##N void pass_##N##IO(const int G, RT_BQ_PASS_ARGS)                                                     \
     {                                                                                                            \
-        typedef vd_##W vd;                                                                                       \
-        typedef vm_##W vm;                                                                                       \
+        typedef vd_##N vd;                                                                                       \
+        typedef vm_##N vm;                                                                                       \
         /* a local copy: stores to the audio cannot change it, so it is not reloaded */                          \
         const pass_io io_local = *io_arg, *io = &io_local;                                                       \
         const ptrdiff_t depth = (W / 2) * (G + 1) - 2;                                                           \
         vd a[RT_BQ_MAX_SLOTS], b[RT_BQ_MAX_SLOTS], c[RT_BQ_MAX_SLOTS], off[RT_BQ_MAX_SLOTS], p, q, r;            \
         vm real[RT_BQ_MAX_SLOTS];                                                                                \
-        const vd gidx = group_offsets_##W(1.0), real_from = set1_##W((double)pad);                               \
+        const vd gidx = group_offsets_##N(1.0), real_from = set1_##N((double)pad);                               \
         _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                    \
-            a[j] = ld_##W(state + W * j);                                                                        \
-            b[j] = ld_##W(state + W * (G + j));                                                                  \
-            c[j] = ld_##W(state + W * (2 * G + j));                                                              \
-            off[j] = group_offsets_##W((double)(G + 1)) + set1_##W((double)j);                                   \
-            real[j] = at_least_##W(group_offsets_##W((double)G) + set1_##W((double)j), real_from);               \
+            a[j] = ld_##N(state + W * j);                                                                        \
+            b[j] = ld_##N(state + W * (G + j));                                                                  \
+            c[j] = ld_##N(state + W * (2 * G + j));                                                              \
+            off[j] = group_offsets_##N((double)(G + 1)) + set1_##N((double)j);                                   \
+            real[j] = at_least_##N(group_offsets_##N((double)G) + set1_##N((double)j), real_from);               \
         }                                                                                                        \
         /* slot-0 lanes whose input comes from a real stage (not the cascade's input,                            \
          * passed on by pad stages): only those inputs are flushed */                                            \
-        const vm real0 = at_least_##W(group_offsets_##W((double)G), set1_##W((double)pad + 1.0));                \
-        q = ld_##W(state + W * 3 * G);                                                                           \
-        r = ld_##W(state + W * (3 * G + 1));                                                                     \
+        const vm real0 = at_least_##N(group_offsets_##N((double)G), set1_##N((double)pad + 1.0));                \
+        q = ld_##N(state + W * 3 * G);                                                                           \
+        r = ld_##N(state + W * (3 * G + 1));                                                                     \
         p = q;                                                                                                   \
         ptrdiff_t i = i0;                                                                                        \
         while (i < i1) {                                                                                         \
@@ -511,14 +481,14 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
                 ptrdiff_t stop = i1 < end ? i1 : end;                                                            \
                 if (before && switch_at < stop) stop = switch_at;                                                \
                 for (; i + 3 <= stop; i += 3) {                                                                  \
-                    fast_##W##IO(G, k, k, 0, NULL, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);  \
-                    fast_##W##IO(G, k, k, 0, NULL, io, i + 1, base, phase, real, real0, gidx, c, a, b, &r, &p,   \
+                    fast_##N##IO(G, k, k, 0, NULL, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);  \
+                    fast_##N##IO(G, k, k, 0, NULL, io, i + 1, base, phase, real, real0, gidx, c, a, b, &r, &p,   \
                                  &q);                                                                            \
-                    fast_##W##IO(G, k, k, 0, NULL, io, i + 2, base, phase, real, real0, gidx, b, c, a, &q, &r,   \
+                    fast_##N##IO(G, k, k, 0, NULL, io, i + 2, base, phase, real, real0, gidx, b, c, a, &q, &r,   \
                                  &p);                                                                            \
                 }                                                                                                \
                 for (; i < stop; i++) {                                                                          \
-                    fast_##W##IO(G, k, k, 0, NULL, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);  \
+                    fast_##N##IO(G, k, k, 0, NULL, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, &r);  \
                     _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                        \
                         const vd t = c[j];                                                                       \
                         c[j] = b[j];                                                                             \
@@ -533,9 +503,9 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
             if (i >= depth && i < end) {                                                                         \
                 /* every lane active, its frame's coefficients: a change passing through */                      \
                 vm sel[RT_BQ_MAX_SLOTS];                                                                         \
-                const vd vs = set1_##W((double)(i - switch_at));                                                 \
-                _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) sel[j] = at_most_##W(off[j], vs);            \
-                fast_##W##IO(G, coef, coef_prev, 1, sel, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, \
+                const vd vs = set1_##N((double)(i - switch_at));                                                 \
+                _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) sel[j] = at_most_##N(off[j], vs);            \
+                fast_##N##IO(G, coef, coef_prev, 1, sel, io, i, base, phase, real, real0, gidx, a, b, c, &p, &q, \
                              &r);                                                                                \
                 _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                            \
                     const vd t = c[j];                                                                           \
@@ -553,51 +523,86 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
              * process keep their result */                                                                      \
             vd ny[RT_BQ_MAX_SLOTS];                                                                              \
             vm act[RT_BQ_MAX_SLOTS], keep[RT_BQ_MAX_SLOTS], sel[RT_BQ_MAX_SLOTS];                                \
-            const vd vs = set1_##W((double)(i - switch_at));                                                     \
-            _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) sel[j] = at_most_##W(off[j], vs);                \
+            const vd vs = set1_##N((double)(i - switch_at));                                                     \
+            _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) sel[j] = at_most_##N(off[j], vs);                \
             /* The hand-off is the previous group's output of two iterations before, y2,                         \
              * if that lane ran at the last iteration; when draining it stops, and then                          \
              * the frame wanted is its last one, still y1.  (While filling, a lane that                          \
              * has not started feeds one that has not either.) */                                                \
-            const vm ran = at_least_##W(off[G - 1], set1_##W((double)(i - end)));                                \
-            const vd x0 = take_##W##IO(io, i - base, blend_##W(ran, a[G - 1], b[G - 1]));                        \
-            step_##W(G, coef, coef_prev, 1, sel, a, b, c, x0, q, r, ny);                                         \
-            const vd vi = set1_##W((double)i), vie = set1_##W((double)(i - end));                                \
+            const vm ran = at_least_##N(off[G - 1], set1_##N((double)(i - end)));                                \
+            const vd x0 = take_##N##IO(io, i - base, blend_##N(ran, a[G - 1], b[G - 1]));                        \
+            step_##N(G, coef, coef_prev, 1, sel, a, b, c, x0, q, r, ny);                                         \
+            const vd vi = set1_##N((double)i), vie = set1_##N((double)(i - end));                                \
             _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                \
-                act[j] = active_##W(off[j], vi, vie);                                                            \
-                keep[j] = mand_##W(act[j], real[j]);                                                             \
-                c[j] = blend_##W(act[j], c[j], b[j]);                                                            \
-                b[j] = blend_##W(act[j], b[j], a[j]);                                                            \
-                a[j] = blend_##W(act[j], a[j], ny[j]);                                                           \
+                act[j] = active_##N(off[j], vi, vie);                                                            \
+                keep[j] = mand_##N(act[j], real[j]);                                                             \
+                c[j] = blend_##N(act[j], c[j], b[j]);                                                            \
+                b[j] = blend_##N(act[j], b[j], a[j]);                                                            \
+                a[j] = blend_##N(act[j], a[j], ny[j]);                                                           \
             }                                                                                                    \
-            r = blend_##W(act[0], r, q);                                                                         \
-            q = blend_##W(act[0], q, x0);                                                                        \
-            grid_##W(G, phase, i, keep, mand_##W(act[0], real0), gidx, a, b, c, &q, &r);                         \
-            give_##W##IO(io, i - base, depth, a[G - 1]);                                                         \
+            r = blend_##N(act[0], r, q);                                                                         \
+            q = blend_##N(act[0], q, x0);                                                                        \
+            grid_##N(G, phase, i, keep, mand_##N(act[0], real0), gidx, a, b, c, &q, &r);                         \
+            give_##N##IO(io, i - base, depth, a[G - 1]);                                                         \
             i++;                                                                                                 \
         }                                                                                                        \
         _Pragma("GCC unroll 8") for (int j = 0; j < G; j++) {                                                    \
-            st_##W(state + W * j, a[j]);                                                                         \
-            st_##W(state + W * (G + j), b[j]);                                                                   \
-            st_##W(state + W * (2 * G + j), c[j]);                                                               \
+            st_##N(state + W * j, a[j]);                                                                         \
+            st_##N(state + W * (G + j), b[j]);                                                                   \
+            st_##N(state + W * (2 * G + j), c[j]);                                                               \
         }                                                                                                        \
-        st_##W(state + W * 3 * G, q);                                                                            \
-        st_##W(state + W * (3 * G + 1), r);                                                                      \
+        st_##N(state + W * 3 * G, q);                                                                            \
+        st_##N(state + W * (3 * G + 1), r);                                                                      \
     }
 
 /* Slot-0 input and last output at call index k = i - base: _buf at buf[2 k] (the output
  * pair of iteration i, input frame i - depth, replaces the input pair); _flt from the
  * float channels (frame k while k < frames, else silence) and to them (frame k - depth,
  * when that is one of the call's frames). */
-#define RT_BQ_DEFINE_BUF(W)                                                                                      \
-    ATTR_##W vd_##W take_##W##_buf(const pass_io *io, ptrdiff_t k, vd_##W y) { return shift_in_##W(y, io->buf + 2 * k); } \
-    ATTR_##W void give_##W##_buf(const pass_io *io, ptrdiff_t k, ptrdiff_t depth, vd_##W v)                      \
+#define RT_BQ_DEFINE_BUF(N)                                                                                      \
+    ATTR_##N vd_##N take_##N##_buf(const pass_io *io, ptrdiff_t k, vd_##N y) { return shift_in_##N(y, io->buf + 2 * k); } \
+    ATTR_##N void give_##N##_buf(const pass_io *io, ptrdiff_t k, ptrdiff_t depth, vd_##N v)                      \
     {                                                                                                            \
-        store_last_##W(io->buf + 2 * k, v);                                                                      \
+        store_last_##N(io->buf + 2 * k, v);                                                                      \
     }
-RT_BQ_DEFINE_STEP(8)
-RT_BQ_DEFINE_STEP(4)
-RT_BQ_DEFINE_STEP(2)
+
+ATTR_b vd_b take_b_flt(const pass_io *io, ptrdiff_t k, vd_b y)
+{
+    if (k >= io->frames) return set1_b(0.0);
+    return (vd_b){io->src0[k], io->src1[k]};
+}
+ATTR_b void give_b_flt(const pass_io *io, ptrdiff_t k, ptrdiff_t depth, vd_b v)
+{
+    k -= depth;
+    if (k < 0 || k >= io->frames) return;
+    io->dst1[k] = (float)v[1];
+    io->dst0[k] = (float)v[0]; /* last: for an odd channel out, dst1 == dst0 */
+}
+RT_BQ_DEFINE_STEP(b, 2)
+RT_BQ_DEFINE_BUF(b)
+RT_BQ_DEFINE_PASS(b, 2, _buf)
+RT_BQ_DEFINE_PASS(b, 2, _flt)
+
+/* A pass function per slot count (G a compile-time constant in each). */
+#define RT_BQ_PASS(N, IO, ATTRS, g)                                                                              \
+    ATTRS static void pass_##N##IO##_##g(RT_BQ_PASS_ARGS)                                                        \
+    {                                                                                                            \
+        pass_##N##IO(g, state, coef, coef_prev, switch_at, io_arg, i0, i1, base, end, phase, pad);               \
+    }
+#define RT_BQ_PASSES(N, IO, ATTRS)                                                                               \
+    RT_BQ_PASS(N, IO, ATTRS, 1) RT_BQ_PASS(N, IO, ATTRS, 2) RT_BQ_PASS(N, IO, ATTRS, 3)                          \
+    RT_BQ_PASS(N, IO, ATTRS, 4) RT_BQ_PASS(N, IO, ATTRS, 5) RT_BQ_PASS(N, IO, ATTRS, 6)                          \
+    RT_BQ_PASS(N, IO, ATTRS, 7) RT_BQ_PASS(N, IO, ATTRS, 8)                                                      \
+    static const pass_fn passes_##N##IO[RT_BQ_MAX_SLOTS] = {                                                     \
+        pass_##N##IO##_1, pass_##N##IO##_2, pass_##N##IO##_3, pass_##N##IO##_4,                                  \
+        pass_##N##IO##_5, pass_##N##IO##_6, pass_##N##IO##_7, pass_##N##IO##_8};
+RT_BQ_PASSES(b, _buf, )
+RT_BQ_PASSES(b, _flt, )
+
+#ifdef RT_BQ_X86
+RT_BQ_DEFINE_STEP(8, 8)
+RT_BQ_DEFINE_STEP(4, 4)
+RT_BQ_DEFINE_STEP(2, 2)
 RT_BQ_DEFINE_BUF(8)
 RT_BQ_DEFINE_BUF(4)
 RT_BQ_DEFINE_BUF(2)
@@ -614,28 +619,16 @@ ATTR_2 void give_2_flt(const pass_io *io, ptrdiff_t k, ptrdiff_t depth, vd_2 v)
     _mm_store_ss(io->dst1 + k, _mm_movehdup_ps(f));
     _mm_store_ss(io->dst0 + k, f); /* last: for an odd channel out, dst1 == dst0 */
 }
-RT_BQ_DEFINE_PASS(8, _buf)
-RT_BQ_DEFINE_PASS(4, _buf)
-RT_BQ_DEFINE_PASS(2, _buf)
-RT_BQ_DEFINE_PASS(2, _flt)
+RT_BQ_DEFINE_PASS(8, 8, _buf)
+RT_BQ_DEFINE_PASS(4, 4, _buf)
+RT_BQ_DEFINE_PASS(2, 2, _buf)
+RT_BQ_DEFINE_PASS(2, 2, _flt)
+RT_BQ_PASSES(8, _buf, __attribute__((target("arch=x86-64-v4"))))
+RT_BQ_PASSES(4, _buf, __attribute__((target("arch=x86-64-v3"))))
+RT_BQ_PASSES(2, _buf, __attribute__((target("arch=x86-64-v3"))))
+RT_BQ_PASSES(2, _flt, __attribute__((target("arch=x86-64-v3"))))
 
-#define RT_BQ_PASS(W, IO, tgt, g)                                                                                \
-    __attribute__((target(tgt))) static void pass_##W##IO##_##g(RT_BQ_PASS_ARGS)                                \
-    {                                                                                                            \
-        pass_##W##IO(g, state, coef, coef_prev, switch_at, io_arg, i0, i1, base, end, phase, pad);               \
-    }
-#define RT_BQ_PASSES(W, IO, tgt)                                                                                 \
-    RT_BQ_PASS(W, IO, tgt, 1) RT_BQ_PASS(W, IO, tgt, 2) RT_BQ_PASS(W, IO, tgt, 3) RT_BQ_PASS(W, IO, tgt, 4)      \
-    RT_BQ_PASS(W, IO, tgt, 5) RT_BQ_PASS(W, IO, tgt, 6) RT_BQ_PASS(W, IO, tgt, 7) RT_BQ_PASS(W, IO, tgt, 8)      \
-    static const pass_fn passes_##W##IO[RT_BQ_MAX_SLOTS] = {                                                     \
-        pass_##W##IO##_1, pass_##W##IO##_2, pass_##W##IO##_3, pass_##W##IO##_4,                                  \
-        pass_##W##IO##_5, pass_##W##IO##_6, pass_##W##IO##_7, pass_##W##IO##_8};
-RT_BQ_PASSES(8, _buf, "arch=x86-64-v4")
-RT_BQ_PASSES(4, _buf, "arch=x86-64-v3")
-RT_BQ_PASSES(2, _buf, "arch=x86-64-v3")
-RT_BQ_PASSES(2, _flt, "arch=x86-64-v3")
-
-/* Staging: frames of a channel pair as interleaved doubles, and back. */
+/* Staging, vectorised. */
 __attribute__((target("arch=x86-64-v4"))) static void stage_in_v4(double *dst, const float *src0, const float *src1,
                                                                    size_t count)
 {
@@ -700,14 +693,41 @@ __attribute__((target("arch=x86-64-v3"))) static void deliver_v3(float *dst0, fl
     }
 }
 
+#endif /* RT_BQ_X86 */
+
+/* Staging: frames of a channel pair as interleaved doubles, and back. */
+static void stage_in_b(double *dst, const float *src0, const float *src1, size_t count)
+{
+    for (size_t k = 0; k < count; k++) {
+        dst[2 * k] = src0[k];
+        dst[2 * k + 1] = src1[k];
+    }
+}
+
+static void deliver_b(float *dst0, float *dst1, const double *src, size_t count)
+{
+    for (size_t k = 0; k < count; k++) {
+        dst1[k] = (float)src[2 * k + 1];
+        dst0[k] = (float)src[2 * k]; /* last: for an odd channel out, dst1 == dst0 */
+    }
+}
+
 static void stage_in(const rt_biquad *bq, double *dst, const float *src0, const float *src1, size_t count)
 {
-    (bq->level == 4 ? stage_in_v4 : stage_in_v3)(dst, src0, src1, count);
+#ifdef RT_BQ_X86
+    if (bq->level == 4) return stage_in_v4(dst, src0, src1, count);
+    if (bq->level == 3) return stage_in_v3(dst, src0, src1, count);
+#endif
+    stage_in_b(dst, src0, src1, count);
 }
 
 static void deliver(const rt_biquad *bq, float *dst0, float *dst1, const double *src, size_t count)
 {
-    (bq->level == 4 ? deliver_v4 : deliver_v3)(dst0, dst1, src, count);
+#ifdef RT_BQ_X86
+    if (bq->level == 4) return deliver_v4(dst0, dst1, src, count);
+    if (bq->level == 3) return deliver_v3(dst0, dst1, src, count);
+#endif
+    deliver_b(dst0, dst1, src, count);
 }
 
 static uint32_t pass_phase(const rt_biquad *bq, const vpass *p)
@@ -744,7 +764,7 @@ static void drain(const rt_biquad *bq, double *state, double *buf)
         }
 }
 
-static void vector_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
+static void process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
 {
     const ptrdiff_t since = (ptrdiff_t)(bq->frame - bq->drained_at), n = frames, depth = bq->depth;
     double *buf = bq->buf;
@@ -793,18 +813,28 @@ static void vector_process(rt_biquad *bq, const float *const *in, float *const *
  * the chain of dependent operations through the groups, long ones by arithmetic. */
 static uint32_t choose_lanes(uint32_t level, uint32_t sections)
 {
-    if (sections < RT_BQ_GROUPS_FROM) return 2;
+    if (level == 0 || sections < RT_BQ_GROUPS_FROM) return 2;
     return level == 4 ? 8 : 4;
 }
 
 /* 64-byte aligned doubles (aligned_alloc wants a multiple of the alignment). */
 static double *alloc_doubles(size_t count) { return aligned_alloc(64, (sizeof(double) * count + 63) / 64 * 64); }
 
-static int vector_setup(rt_biquad *bq)
+/* Lay the cascade out in passes of the kind this level runs. */
+static int setup(rt_biquad *bq)
 {
     const uint32_t lanes = choose_lanes(bq->level, bq->sections), groups = lanes / 2;
-    const pass_fn *table = lanes == 8 ? passes_8_buf : (lanes == 4 ? passes_4_buf : passes_2_buf);
-    const uint32_t per_pass = groups * RT_BQ_MAX_SLOTS;
+    const pass_fn *table = passes_b_buf, *direct = passes_b_flt;
+    /* the baseline has 16 vector registers on x86-64: 4 slots' history fits */
+    uint32_t slots_max = 4;
+#ifdef RT_BQ_X86
+    if (bq->level != 0) {
+        table = lanes == 8 ? passes_8_buf : (lanes == 4 ? passes_4_buf : passes_2_buf);
+        direct = passes_2_flt;
+        slots_max = RT_BQ_MAX_SLOTS;
+    }
+#endif
+    const uint32_t per_pass = groups * slots_max;
     bq->passes = (bq->sections + per_pass - 1) / per_pass;
     bq->pass = calloc(bq->passes, sizeof *bq->pass);
     if (!bq->pass) return -1;
@@ -824,7 +854,7 @@ static int vector_setup(rt_biquad *bq)
         p->state_offset = offset;
         offset += (size_t)(3 * p->slots + 2) * lanes;
         p->run = table[p->slots - 1];
-        if (bq->passes == 1 && lanes == 2) p->direct = passes_2_flt[p->slots - 1];
+        if (bq->passes == 1 && lanes == 2) p->direct = direct[p->slots - 1];
         const uint32_t row = coef_row(lanes);
         size_t coef_doubles = (size_t)5 * p->slots * row;
         p->coef = alloc_doubles(coef_doubles);
@@ -842,7 +872,7 @@ static int vector_setup(rt_biquad *bq)
     bq->buf = alloc_doubles(2u * RT_BQ_BLOCK);
     return bq->state && bq->spare && bq->buf ? 0 : -1;
 }
-#endif /* RT_BQ_X86 */
+
 
 /* No coefficient change in flight. */
 #define NO_SWITCH (PTRDIFF_MIN / 4)
@@ -858,10 +888,6 @@ static void settle_coefficients(rt_biquad *bq)
 static void spread_coefficients(rt_biquad *bq, uint32_t s)
 {
     const double *c = bq->coeffs + 5u * s;
-    if (bq->level == 0) {
-        for (int k = 0; k < 5; k++) bq->bcoef[5u * s + k] = splat(c[k]);
-        return;
-    }
     for (uint32_t k = 0; k < bq->passes; k++) {
         vpass *p = &bq->pass[k];
         if (s < p->first || s >= p->first + p->stages) continue;
@@ -882,18 +908,11 @@ rt_biquad *rt_biquad_create(uint32_t channels, uint32_t sections, double sample_
     bq->pairs = (channels + 1) / 2;
     bq->sample_rate = sample_rate;
     bq->coeffs = malloc(sizeof(double) * 5u * sections);
-    int ok = bq->coeffs != NULL;
 #ifdef RT_BQ_X86
     int level = rt_cpu_level();
     bq->level = level >= 4 ? 4 : (level >= 3 ? 3 : 0);
-    if (bq->level != 0) ok = ok && vector_setup(bq) == 0;
 #endif
-    if (bq->level == 0) {
-        bq->bcoef = aligned_alloc(16, sizeof(rt_v2d) * 5u * sections);
-        bq->ring = aligned_alloc(16, sizeof(rt_v2d) * 3u * (sections + 1u) * bq->pairs);
-        ok = ok && bq->bcoef && bq->ring;
-    }
-    if (!ok) {
+    if (!bq->coeffs || setup(bq) != 0) {
         rt_biquad_destroy(bq);
         return NULL;
     }
@@ -909,8 +928,6 @@ void rt_biquad_destroy(rt_biquad *bq)
 {
     if (!bq) return;
     free(bq->coeffs);
-    free(bq->bcoef);
-    free(bq->ring);
     for (uint32_t k = 0; bq->pass && k < bq->passes; k++) {
         free(bq->pass[k].coef);
         free(bq->pass[k].coef_prev);
@@ -924,10 +941,7 @@ void rt_biquad_destroy(rt_biquad *bq)
 
 void rt_biquad_reset(rt_biquad *bq)
 {
-    if (bq->level == 0)
-        memset(bq->ring, 0, sizeof(rt_v2d) * 3u * (bq->sections + 1u) * bq->pairs);
-    else
-        memset(bq->state, 0, sizeof(double) * bq->pair_state * bq->pairs);
+    memset(bq->state, 0, sizeof(double) * bq->pair_state * bq->pairs);
     bq->frame = 0;
     bq->drained_at = 0;
     bq->switch_at = NO_SWITCH;
@@ -950,13 +964,11 @@ int rt_biquad_set_coefficients(rt_biquad *bq, uint32_t index, const double c[5])
     for (int i = 0; i < 5; i++)
         if (!isfinite(c[i])) return -1;
     memcpy(bq->coeffs + 5u * index, c, 5 * sizeof(double));
-#ifdef RT_BQ_X86
-    /* The vector paths have frames in flight: the stages still to process frames before
-     * this one must do so with the old coefficients.  They keep them in coef_prev for
-     * frames before switch_at; the new ones apply from here on, as the baseline would
-     * apply them. */
+    /* Frames are in flight: the stages still to process frames before this one must do so
+     * with the old coefficients.  They keep them in coef_prev for frames before switch_at;
+     * the new ones apply from here on (each lane switches when this frame reaches it). */
     const ptrdiff_t since = (ptrdiff_t)(bq->frame - bq->drained_at);
-    if (bq->level != 0 && since > 0 && bq->switch_at != since) {
+    if (since > 0 && bq->switch_at != since) {
         if (bq->switch_at + (ptrdiff_t)bq->depth > since) {
             /* the last change has not reached every stage yet: finish the frames in flight
              * (rare: changes less than `depth` frames apart) */
@@ -969,22 +981,14 @@ int rt_biquad_set_coefficients(rt_biquad *bq, uint32_t index, const double c[5])
         }
     }
     spread_coefficients(bq, index);
-    if (bq->level != 0 && bq->frame == bq->drained_at) settle_coefficients(bq); /* nothing in flight */
-#else
-    spread_coefficients(bq, index);
-#endif
+    if (bq->frame == bq->drained_at) settle_coefficients(bq); /* nothing in flight */
     return 0;
 }
 
 uint32_t rt_biquad_process(rt_biquad *bq, const float *const *in, float *const *out, uint32_t frames)
 {
     if (frames == 0) return 0;
-#ifdef RT_BQ_X86
-    if (bq->level != 0)
-        vector_process(bq, in, out, frames);
-    else
-#endif
-        base_process(bq, in, out, frames);
+    process(bq, in, out, frames);
     bq->frame += frames;
     return frames;
 }
@@ -998,35 +1002,21 @@ uint32_t rt_biquad_state_size(const rt_biquad *bq) { return bq->channels * bq->s
 void rt_biquad_read_state(const rt_biquad *bq, double *dest)
 {
     const uint32_t S = bq->sections;
-    double *drained = NULL, *scratch = NULL;
-#ifdef RT_BQ_X86
-    if (bq->level != 0) {
-        drained = malloc(sizeof(double) * bq->pair_state * bq->pairs);
-        scratch = malloc(sizeof(double) * 2u * RT_BQ_BLOCK);
-        if (!drained || !scratch) {
-            free(drained);
-            free(scratch);
-            memset(dest, 0, sizeof(double) * rt_biquad_state_size(bq));
-            return;
-        }
-        memcpy(drained, bq->state, sizeof(double) * bq->pair_state * bq->pairs);
-        drain(bq, drained, scratch);
+    /* a drained copy (not on the audio thread: this allocates) */
+    double *drained = malloc(sizeof(double) * bq->pair_state * bq->pairs);
+    double *scratch = malloc(sizeof(double) * 2u * RT_BQ_BLOCK);
+    if (!drained || !scratch) {
+        free(drained);
+        free(scratch);
+        memset(dest, 0, sizeof(double) * rt_biquad_state_size(bq));
+        return;
     }
-#endif
+    memcpy(drained, bq->state, sizeof(double) * bq->pair_state * bq->pairs);
+    drain(bq, drained, scratch);
     for (uint32_t ch = 0; ch < bq->channels; ch++) {
         const uint32_t pr = ch / 2, c = ch % 2;
         for (uint32_t s = 0; s < S; s++) {
             double *d = dest + ((size_t)ch * S + s) * RT_BQ_HISTORY;
-            if (bq->level == 0) {
-                const rt_v2d *ring = bq->ring + (size_t)3 * (S + 1) * pr;
-                const uint32_t r1 = (uint32_t)((bq->frame + 2) % 3), r2 = (uint32_t)((bq->frame + 1) % 3);
-                d[0] = ring[3 * s + r1][c];
-                d[1] = ring[3 * s + r2][c];
-                d[2] = ring[3 * (s + 1) + r1][c];
-                d[3] = ring[3 * (s + 1) + r2][c];
-                continue;
-            }
-#ifdef RT_BQ_X86
             const vpass *p = &bq->pass[0];
             while (s >= p->first + p->stages) p++;
             const double *st = drained + bq->pair_state * pr + p->state_offset;
@@ -1036,7 +1026,6 @@ void rt_biquad_read_state(const rt_biquad *bq, double *dest)
             d[1] = j ? st[W * (G + j - 1) + lane] : st[W * (3 * G + 1) + lane];
             d[2] = st[W * j + lane];
             d[3] = st[W * (G + j) + lane];
-#endif
         }
     }
     free(drained);
