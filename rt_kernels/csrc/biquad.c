@@ -45,13 +45,13 @@
 
 #define RT_BQ_GRID 128u
 #define RT_BQ_BLOCK 256   /* frames staged as interleaved doubles at a time */
-#define RT_BQ_MAX_SLOTS 8 /* stages per lane group in a vector pass (kept in registers) */
+#define RT_BQ_MAX_SLOTS 8 /* stages per lane group in a pass, kept in registers (baseline: 4) */
 /* Cascades from this many sections on use 8 lanes (AVX-512) or 4 (AVX2); shorter ones a
  * 2-lane pass.  Measured (ns per sample-channel, 512-frame blocks, Xeon with AVX-512):
  * 2 sections 0.81 / 1.11 / 1.16 with 2 / 4 / 8 lanes, 3 sections 1.29 / 1.28 / 1.15. */
 #define RT_BQ_GROUPS_FROM 3
 
-/* A vector pass: the stages first .. first + stages - 1, `lanes` doubles per vector
+/* A pass: the stages first .. first + stages - 1, `lanes` doubles per vector
  * (lanes / 2 groups), `slots` stages per group.  The first group starts with `pad`
  * identity stages, so that the last real stage is the last slot of the last group
  * (where the output is read).
@@ -102,7 +102,7 @@ struct rt_biquad {
     double sample_rate;
     double *coeffs;      /* sections * 5: b0 b1 b2 a1 a2 */
     vpass *pass;         /* passes */
-    size_t pair_state;   /* doubles of vector state per pair (all passes) */
+    size_t pair_state;   /* doubles of state per channel pair (all passes) */
     double *state;       /* pairs * pair_state */
     double *spare;       /* pair_state: where a call's last outputs are finished */
     double *buf;         /* RT_BQ_BLOCK interleaved pairs */
@@ -200,7 +200,8 @@ int rt_biquad_peaking(double cos_w0, double alpha, double gain_db, double c[5])
 {
     if (!isfinite(gain_db) || fabs(gain_db) > 60.0) return -1;
     double A = pow(10.0, gain_db / 40.0);
-    return normalise(1.0 + alpha * A, -2.0 * cos_w0, 1.0 - alpha * A, 1.0 + alpha / A, -2.0 * cos_w0, 1.0 - alpha / A, c);
+    return normalise(1.0 + alpha * A, -2.0 * cos_w0, 1.0 - alpha * A, 1.0 + alpha / A, -2.0 * cos_w0,
+                     1.0 - alpha / A, c);
 }
 
 /* ---- the passes ----------------------------------------------------------------------- */
@@ -352,7 +353,8 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
         const pass_io *io_arg, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t base, ptrdiff_t end, uint32_t phase,        \
         uint32_t pad
 
-/* The pass template, per lane count W.  G (slots per group) is a compile-time constant
+/* The pass template, per kind of pass N (its operations' suffix) with W lanes.  G (slots
+ * per group) is a compile-time constant
  * after inlining, so the state lives in registers (arrays are sized RT_BQ_MAX_SLOTS, not
  * G: variable-length arrays would stay in memory).
  *
@@ -368,7 +370,7 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
  *
  * step: every slot's next output into dst.  dst may be y3: slots run last to first, so
  * slot j+1 has read y3[j] (its x2) before slot j replaces it.  One multiply and four
- * fused multiply-adds, each with one rounding, in a fixed order:
+ * multiply-adds (fused, one rounding, except in the baseline) in a fixed order:
  *   W > 2:  t = b2 x2; t += b1 x1; t -= a2 y2; t += b0 x; y = t - a1 y1
  *   W = 2:  t = b2 x2; t += b1 x1; t += b0 x; t -= a2 y2; y = t - a1 y1
  * With one group the y[m-2] path is the longest chain (feedback last); with several the
@@ -377,7 +379,7 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
  * Coefficients: frames from switch_at on use coef, earlier ones coef_prev (a change
  * between calls while frames are in flight).  `mixed` (a constant at each call) blends
  * them per lane with sel; otherwise all lanes use coef. */
-#define RT_BQ_DEFINE_STEP(N, W)                                                                                     \
+#define RT_BQ_DEFINE_STEP(N, W)                                                                                  \
     ATTR_##N void step_##N(const int G, const double *coef, const double *coef_prev, const int mixed,            \
                            const vm_##N *sel, const vd_##N *y1, const vd_##N *y2, vd_##N *y3, vd_##N x0,         \
                            vd_##N h1, vd_##N h2, vd_##N *dst)                                                    \
@@ -560,7 +562,10 @@ ATTR_2 vd_2 flush_2(vd_2 v, vm_2 m)
  * float channels (frame k while k < frames, else silence) and to them (frame k - depth,
  * when that is one of the call's frames). */
 #define RT_BQ_DEFINE_BUF(N)                                                                                      \
-    ATTR_##N vd_##N take_##N##_buf(const pass_io *io, ptrdiff_t k, vd_##N y) { return shift_in_##N(y, io->buf + 2 * k); } \
+    ATTR_##N vd_##N take_##N##_buf(const pass_io *io, ptrdiff_t k, vd_##N y)                                      \
+    {                                                                                                            \
+        return shift_in_##N(y, io->buf + 2 * k);                                                                 \
+    }                                                                                                            \
     ATTR_##N void give_##N##_buf(const pass_io *io, ptrdiff_t k, ptrdiff_t depth, vd_##N v)                      \
     {                                                                                                            \
         store_last_##N(io->buf + 2 * k, v);                                                                      \
@@ -794,7 +799,8 @@ static void process(rt_biquad *bq, const float *const *in, float *const *out, ui
             stage_in(bq, buf, in[ch0] + a, in[ch1] + a, (size_t)count);
             run_passes(bq, state, buf, since + a, since + a + count, PTRDIFF_MAX);
             const ptrdiff_t from = a - depth > 0 ? a - depth : 0, to = a + count - depth;
-            if (to > from) deliver(bq, out[ch0] + from, out[ch1] + from, buf + 2 * (from - (a - depth)), (size_t)(to - from));
+            if (to > from)
+                deliver(bq, out[ch0] + from, out[ch1] + from, buf + 2 * (from - (a - depth)), (size_t)(to - from));
         }
         /* The last `depth` outputs need frames that have not arrived: run on with zero
          * input on a copy of the state, which leaves the real state mid-flight. */
@@ -804,7 +810,8 @@ static void process(rt_biquad *bq, const float *const *in, float *const *out, ui
             memset(buf, 0, sizeof(double) * 2u * (size_t)count);
             run_passes(bq, bq->spare, buf, since + a, since + a + count, PTRDIFF_MAX);
             const ptrdiff_t from = a - depth > 0 ? a - depth : 0, to = a + count - depth;
-            if (to > from) deliver(bq, out[ch0] + from, out[ch1] + from, buf + 2 * (from - (a - depth)), (size_t)(to - from));
+            if (to > from)
+                deliver(bq, out[ch0] + from, out[ch1] + from, buf + 2 * (from - (a - depth)), (size_t)(to - from));
         }
     }
 }
@@ -881,7 +888,8 @@ static int setup(rt_biquad *bq)
 static void settle_coefficients(rt_biquad *bq)
 {
     for (uint32_t k = 0; k < bq->passes; k++)
-        memcpy(bq->pass[k].coef_prev, bq->pass[k].coef, sizeof(double) * 5u * bq->pass[k].slots * coef_row(bq->pass[k].lanes));
+        memcpy(bq->pass[k].coef_prev, bq->pass[k].coef,
+               sizeof(double) * 5u * bq->pass[k].slots * coef_row(bq->pass[k].lanes));
 }
 
 /* Put section s's coefficients where the path in use reads them. */
