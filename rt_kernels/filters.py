@@ -106,7 +106,7 @@ class BiquadCascade(Kernel):
         self.sections[index] = section
 
     def state_snapshot(self) -> np.ndarray:
-        """The recursive state (test accessor): per channel, per section x1 x2 x3 y1 y2 y3."""
+        """The recursive state (test accessor): per channel, per section x1 x2 y1 y2."""
         size = lib.rt_biquad_state_size(self._state)
         buf = ffi.new("double[]", size)
         lib.rt_biquad_read_state(self._state, buf)

@@ -35,6 +35,7 @@ struct rt_psy_eq {
     double centre_hz[NB];
     double q[NB];
     double cos_w[NB], cos_2w[NB]; /* at each band centre */
+    double alpha[NB];             /* sin w / (2 q): with cos_w, a band's design at any gain */
     double inverse[NB * NB];      /* (interaction matrix)^-1, active x active, row major */
     double section_db[NB];        /* section gains in use now */
     double ramp_from_db[NB], ramp_to_db[NB];
@@ -77,9 +78,11 @@ static void centre_response(const rt_psy_eq *eq, const double *coeffs, double *d
     }
 }
 
+/* rt_biquad_design(RT_BQ_PEAKING, fs, centre, q, gain_db) without recomputing cos and sin:
+ * the solve designs 125 sections and a ramp step 25. */
 static int design(const rt_psy_eq *eq, uint32_t band, double gain_db, double *c)
 {
-    return rt_biquad_design(RT_BQ_PEAKING, eq->sample_rate, eq->centre_hz[band], eq->q[band], gain_db, 0.0, c);
+    return rt_biquad_peaking(eq->cos_w[band], eq->alpha[band], gain_db, c);
 }
 
 /* In-place Gauss-Jordan inversion with partial pivoting of an n x n matrix
@@ -131,8 +134,10 @@ rt_psy_eq *rt_psy_eq_create(uint32_t channels, double sample_rate, double ramp_m
         double w = 2.0 * RT_PI * eq->centre_hz[k] / sample_rate;
         eq->cos_w[k] = cos(w);
         eq->cos_2w[k] = cos(2.0 * w);
+        eq->alpha[k] = sin(w) / (2.0 * eq->q[k]); /* as rt_biquad_design computes them */
     }
-    eq->cascade = rt_biquad_create(channels, NB, sample_rate);
+    /* only the active bands run (17 at 8 kHz); at least one section, left identity */
+    eq->cascade = rt_biquad_create(channels, eq->active > 0 ? eq->active : 1, sample_rate);
     if (!eq->cascade || !eq->in_ptrs || !eq->out_ptrs) {
         rt_psy_eq_destroy(eq);
         return NULL;

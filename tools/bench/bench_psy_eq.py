@@ -1,5 +1,5 @@
-"""Psychoacoustic EQ: the 25-band C cascade vs pedalboard's 25 PeakFilters, the gain
-solve, and the band analysis (stereo, 44.1 kHz)."""
+"""Psychoacoustic EQ: the 25-band C cascade vs pedalboard's 25 PeakFilters (settled, and
+while gain ramps run), the gain solve, and the band analysis (stereo, 44.1 kHz)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ CHANNELS = 2
 def run(opts) -> list[Row]:
     import pedalboard
 
-    from rt_kernels._ffi import ffi, lib
+    from rt_kernels._ffi import denormals_off, ffi, lib
     from rt_kernels.psy_eq import (BAND_CENTRES_HZ, BAND_EDGES_HZ, BAND_Q, BANDS, PsychoacousticEQ,
                                    analyze_bands)
 
@@ -35,6 +35,29 @@ def run(opts) -> list[Row]:
     peer = median_seconds(lambda: board.process(audio, FS, reset=True), repeats=opts.repeats)
     rows = [Row("psy_eq 25-band cascade, stereo 44.1k", "ns per band-sample-channel",
                 per_unit_ns(ours, units), "pedalboard 25x PeakFilter", per_unit_ns(peer, units))]
+
+    # Gains changing all the time: a new command every ramp (20 ms), so the sections are
+    # redesigned every 32 frames; the solve of each command is included.
+    ramp_ms = 20.0
+    ramping = lib.rt_psy_eq_create(CHANNELS, FS, ramp_ms)
+    commands = [ffi.new("double[]", rng.uniform(-12, 12, BANDS).tolist()) for _ in range(2)]
+    out = np.empty_like(audio)
+    step = int(FS * ramp_ms / 1000)
+    row_bytes = frames * audio.itemsize
+    segments = [(ffi.new("float *[]", [ffi.cast("float *", audio.ctypes.data + c * row_bytes + 4 * start)
+                                      for c in range(CHANNELS)]),
+                 ffi.new("float *[]", [ffi.cast("float *", out.ctypes.data + c * row_bytes + 4 * start)
+                                      for c in range(CHANNELS)]),
+                 min(step, frames - start)) for start in range(0, frames, step)]
+
+    def ramp_all_the_time():
+        with denormals_off():
+            for k, (src, dst, n) in enumerate(segments):
+                lib.rt_psy_eq_set_gains_db(ramping, commands[k & 1])
+                lib.rt_psy_eq_process(ramping, src, dst, n)
+    ramped = median_seconds(ramp_all_the_time, repeats=opts.repeats)
+    lib.rt_psy_eq_destroy(ramping)
+    rows.append(Row("  same, a new command every 20 ms ramp", "ns per band-sample-channel", per_unit_ns(ramped, units)))
 
     state = lib.rt_psy_eq_create(CHANNELS, FS, 0.0)
     c_command = ffi.new("double[]", command.tolist())
