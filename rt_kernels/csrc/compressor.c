@@ -1,4 +1,12 @@
 #ifndef CMP_TEMPLATE /* the file proper; the per-ISA vector pipeline is at the end */
+/* No implicit a*b+c -> fma contraction (gnu11's default): whether the compiler fuses
+ * depends on the code around an expression, and the same stage is compiled in more than
+ * one context (full or partial group, stereo or any channel count), so the output could
+ * depend on where a block ends.  Fused multiply-adds are written out (v_fma, vd2_fma).
+ * Before every #include, so that the intrinsics are compiled with the same options. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "compressor.h"
 #include "cpu_level.h"
 #include "rt_common.h"
@@ -416,6 +424,8 @@ uint32_t rt_compressor_process(rt_compressor *c, const float *const *in, float *
 #define part_frames CMP_N(part_frames)
 #define v_load_samples CMP_N(v_load_samples)
 #define v_min CMP_N(v_min)
+#define v_fma CMP_N(v_fma)
+#define vd2_fma CMP_N(vd2_fma)
 #define v_max CMP_N(v_max)
 #define v_clamp_level CMP_N(v_clamp_level)
 #define v_log2 CMP_N(v_log2)
@@ -471,6 +481,18 @@ CMP_VINLINE cmp_vd v_min(cmp_vd a, cmp_vd b)
 #endif
 }
 
+/* a * b + c: one rounding where the path has FMA (v3, v4), two on the baseline. */
+CMP_VINLINE cmp_vd v_fma(cmp_vd a, cmp_vd b, cmp_vd c)
+{
+#if CMP_W == 8
+    return _mm512_fmadd_pd(a, b, c);
+#elif CMP_W == 4
+    return _mm256_fmadd_pd(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 /* Valid frames (0..CMP_W) in part h of a group of `frames`. */
 CMP_VINLINE uint32_t part_frames(uint32_t frames, uint32_t h)
 {
@@ -507,18 +529,18 @@ CMP_VINLINE cmp_vd v_log2(cmp_vd x)
     const cmp_vd m = (cmp_vd)(ix - (tmp & (0xFFFull << 52)));
     const cmp_vd k = (cmp_vd)(((tmp + (2048ull << 52)) >> 52) | 0x4330000000000000ull) - (0x1.0p52 + 2048.0);
     const cmp_vd t = m - 1.0;
-    cmp_vd q = t * -0.0843351943794982 + 0.15345285786166554;
-    q = q * t - 0.15722653174949747;
-    q = q * t + 0.15931300787353928;
-    q = q * t - 0.1790512320467373;
-    q = q * t + 0.2060716508764811;
-    q = q * t - 0.24050279824116474;
-    q = q * t + 0.28854145554410005;
-    q = q * t - 0.3606728453491902;
-    q = q * t + 0.48089831108228764;
-    q = q * t - 0.7213475248945512;
-    q = q * t + 1.4426950409582306;
-    return k + t * q;
+    cmp_vd q = v_fma(t, v_splat(-0.0843351943794982), v_splat(0.15345285786166554));
+    q = v_fma(q, t, v_splat(-0.15722653174949747));
+    q = v_fma(q, t, v_splat(0.15931300787353928));
+    q = v_fma(q, t, v_splat(-0.1790512320467373));
+    q = v_fma(q, t, v_splat(0.2060716508764811));
+    q = v_fma(q, t, v_splat(-0.24050279824116474));
+    q = v_fma(q, t, v_splat(0.28854145554410005));
+    q = v_fma(q, t, v_splat(-0.3606728453491902));
+    q = v_fma(q, t, v_splat(0.48089831108228764));
+    q = v_fma(q, t, v_splat(-0.7213475248945512));
+    q = v_fma(q, t, v_splat(1.4426950409582306));
+    return v_fma(t, q, k);
 }
 
 /* 2^u for |u| < 1000 (here |u| < 70: gain reductions below 350 dB, makeup below
@@ -531,14 +553,14 @@ CMP_VINLINE cmp_vd v_exp2(cmp_vd u)
 {
     const cmp_vd shifted = u + 0x1.8p52;
     const cmp_vd r = u - (shifted - 0x1.8p52);
-    cmp_vd p = r * 1.3250801373987195e-06 + 1.5303700761544267e-05;
-    p = p * r + 0.0001540347520992017;
-    p = p * r + 0.001333347847340253;
-    p = p * r + 0.00961812913519918;
-    p = p * r + 0.05550410906326336;
-    p = p * r + 0.24022650695888653;
-    p = p * r + 0.6931471805568324;
-    p = p * r + 1.0;
+    cmp_vd p = v_fma(r, v_splat(1.3250801373987195e-06), v_splat(1.5303700761544267e-05));
+    p = v_fma(p, r, v_splat(0.0001540347520992017));
+    p = v_fma(p, r, v_splat(0.001333347847340253));
+    p = v_fma(p, r, v_splat(0.00961812913519918));
+    p = v_fma(p, r, v_splat(0.05550410906326336));
+    p = v_fma(p, r, v_splat(0.24022650695888653));
+    p = v_fma(p, r, v_splat(0.6931471805568324));
+    p = v_fma(p, r, v_splat(1.0));
     return p * (cmp_vd)(((cmp_vu)shifted + 1023) << 52);
 }
 
@@ -548,6 +570,16 @@ CMP_VINLINE cmp_vd v_knee_curve_gr(cmp_vd x_db, double lo, double hi, double dro
     const cmp_vd vlo = v_splat(lo), vhi = v_splat(hi);
     const cmp_vd d = v_min(v_max(x_db, vlo), vhi) - vlo;
     return drop * d * d * half_inv_knee + drop * (v_max(x_db, vhi) - vhi);
+}
+
+/* a * b + c for the serial chains (two lanes), fused where the path has FMA. */
+CMP_VINLINE vd2 vd2_fma(vd2 a, vd2 b, vd2 c)
+{
+#if CMP_W >= 4
+    return _mm_fmadd_pd(a, b, c);
+#else
+    return a * b + c;
+#endif
 }
 
 /* x > y ? a : b, lane by lane, for the serial chains (two lanes). */
@@ -592,7 +624,7 @@ CMP_VINLINE void stage_smooth(rt_compressor *c, const cmp_io *io, const cmp_job 
     for (uint32_t i = 0; i < frames; i++) {
         /* a single detector leaves lane 1 at rest (0) */
         const vd2 x = {x0[i], two ? x1[i] : 0.0}, xa = {a0[i], two ? a1[i] : 0.0}, xr = {r0[i], two ? r1[i] : 0.0};
-        e = vd2_pick_gt(x, e, aa * e + xa, ar * e + xr);
+        e = vd2_pick_gt(x, e, vd2_fma(aa, e, xa), vd2_fma(ar, e, xr));
         m = vd2_max(e, m);
         y0[i] = e[0];
         if (two) y1[i] = e[1];
@@ -625,7 +657,7 @@ CMP_VINLINE void stage_rms(rt_compressor *c, const cmp_io *io, const cmp_job *jo
         double *restrict m1 = c->ms_frames + (size_t)c1 * RT_CMP_CHUNK + base;
         vd2 ms = {c->ms[c0], c->ms[c1]};
         for (uint32_t i = 0; i < frames; i++) {
-            ms = vcoef * ms + (vd2){s0[i], s1[i]};
+            ms = vd2_fma(vcoef, ms, (vd2){s0[i], s1[i]});
             m0[i] = ms[0];
             m1[i] = ms[1];
         }
@@ -788,6 +820,8 @@ CMP_TARGET static void chunk(rt_compressor *c, const float *const *in, float *co
 #undef part_frames
 #undef v_load_samples
 #undef v_min
+#undef v_fma
+#undef vd2_fma
 #undef v_max
 #undef v_clamp_level
 #undef v_log2
