@@ -117,6 +117,28 @@ def test_capped_isa_path_matches_the_default_path(isa, default_render, tmp_path)
                                    rtol=0, atol=1e-9, err_msg=f"{isa} {name}")
 
 
+@pytest.mark.parametrize("link", ["none", "max"])
+@pytest.mark.parametrize("detector", ["peak", "rms"])
+def test_both_smoother_loops_give_the_same_bits(detector, link):
+    # The smoother has a branch-free loop and one with a real branch, picked per 256-frame
+    # chunk from how often attack and release alternated in the previous chunk.  Whole,
+    # the choice adapts (steady tones: branches; loud noise under a peak detector:
+    # branch-free); in blocks of 7 frames there is never enough to go on and the
+    # branch-free loop runs throughout.  The output must not notice.
+    rng = np.random.default_rng(8)
+    t = np.arange(3 * FS) / FS
+    tone = 0.5 * np.sin(2 * np.pi * 110 * t) * (1 + 0.9 * np.sin(2 * np.pi * 0.7 * t))
+    hiss = np.where((t % 0.5) < 0.25, 0.8, 0.0) * rng.standard_normal(t.size)
+    x = np.stack([tone + hiss, tone - 0.5 * hiss]).astype(np.float32)
+    kwargs = dict(threshold_db=-20.0, ratio=4.0, knee_db=3.0, attack_ms=5.0, release_ms=50.0, detector=detector,
+                  link=link)
+    whole = Compressor(2, FS, **kwargs)
+    blocks = Compressor(2, FS, **kwargs)
+    assert np.array_equal(whole.process(x), in_blocks(blocks.process, x, 7))
+    assert np.array_equal(whole.gain_reduction_db(), blocks.gain_reduction_db())
+    assert np.array_equal(whole.take_max_gain_reduction_db(), blocks.take_max_gain_reduction_db())
+
+
 # --- accuracy of the fast log2/exp2: per sample against float64 textbook formulas ---------
 
 CURVES = [  # threshold_db, ratio, knee_db, makeup_db

@@ -91,6 +91,7 @@ struct rt_compressor {
     /* per channel (index 0 is the shared detector when linked) */
     double *env_db;        /* y_L */
     double *ms;            /* mean square (RMS mode) */
+    unsigned char *smooth_branchy; /* per job (at its first channel): stage_smooth's loop */
     _Atomic double *gr_now;
     _Atomic double *gr_max;
 };
@@ -189,9 +190,10 @@ rt_compressor *rt_compressor_create(uint32_t channels, double sample_rate, const
     c->ms_frames = aligned_alloc(64, (size_t)channels * RT_CMP_CHUNK * sizeof(double));
     c->env_db = calloc(channels, sizeof(double));
     c->ms = calloc(channels, sizeof(double));
+    c->smooth_branchy = calloc(channels, 1);
     c->gr_now = calloc(channels, sizeof(_Atomic double));
     c->gr_max = calloc(channels, sizeof(_Atomic double));
-    if (!c->ms_frames || !c->env_db || !c->ms || !c->gr_now || !c->gr_max) {
+    if (!c->ms_frames || !c->env_db || !c->ms || !c->smooth_branchy || !c->gr_now || !c->gr_max) {
         rt_compressor_destroy(c);
         return NULL;
     }
@@ -209,6 +211,7 @@ void rt_compressor_destroy(rt_compressor *c)
     free(c->ms_frames);
     free(c->env_db);
     free(c->ms);
+    free(c->smooth_branchy);
     free((void *)c->gr_now);
     free((void *)c->gr_max);
     free(c);
@@ -418,6 +421,7 @@ uint32_t rt_compressor_process(rt_compressor *c, const float *const *in, float *
 #define cmp_vu CMP_N(cmp_vu)
 #define cmp_vf CMP_N(cmp_vf)
 #define cmp_vfu CMP_N(cmp_vfu)
+#define cmp_vdu CMP_N(cmp_vdu)
 #define v_splat CMP_N(v_splat)
 #define v_load CMP_N(v_load)
 #define v_store CMP_N(v_store)
@@ -432,7 +436,9 @@ uint32_t rt_compressor_process(rt_compressor *c, const float *const *in, float *
 #define v_exp2 CMP_N(v_exp2)
 #define v_knee_curve_gr CMP_N(v_knee_curve_gr)
 #define vd2_pick_gt CMP_N(vd2_pick_gt)
-#define vd2_max CMP_N(vd2_max)
+#define sd_fma CMP_N(sd_fma)
+#define cmp_run CMP_N(cmp_run)
+#define v_gt_bits CMP_N(v_gt_bits)
 #define stage_smooth CMP_N(stage_smooth)
 #define stage_rms CMP_N(stage_rms)
 #define stage_wanted_gr CMP_N(stage_wanted_gr)
@@ -446,6 +452,7 @@ typedef int64_t cmp_vi __attribute__((vector_size(8 * CMP_W)));
 typedef uint64_t cmp_vu __attribute__((vector_size(8 * CMP_W)));
 typedef float cmp_vf __attribute__((vector_size(4 * CMP_W)));
 typedef float cmp_vfu __attribute__((vector_size(4 * CMP_W), aligned(4))); /* unaligned load/store */
+typedef double cmp_vdu __attribute__((vector_size(8 * CMP_W), aligned(8)));
 
 CMP_VINLINE cmp_vd v_splat(double v) { return v - (cmp_vd){0}; } /* a broadcast; v - 0 is v */
 /* Scratch buffers are 64-byte aligned and groups start at multiples of 8 doubles. */
@@ -478,6 +485,23 @@ CMP_VINLINE cmp_vd v_min(cmp_vd a, cmp_vd b)
 #else
     const cmp_vi m = a < b;
     return (cmp_vd)(((cmp_vi)a & m) | ((cmp_vi)b & ~m));
+#endif
+}
+
+/* Bit k set where lane k of a > b. */
+CMP_VINLINE uint32_t v_gt_bits(cmp_vd a, cmp_vd b)
+{
+#if CMP_W == 8
+    return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ);
+#elif CMP_W == 4
+    return (uint32_t)_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_GT_OQ));
+#elif defined(__x86_64__) && defined(__GNUC__)
+    return (uint32_t)_mm_movemask_pd(_mm_cmpgt_pd(a, b));
+#else
+    const cmp_vi m = a > b;
+    uint32_t bits = 0;
+    for (int k = 0; k < CMP_W; k++) bits |= (uint32_t)(m[k] & 1) << k;
+    return bits;
 #endif
 }
 
@@ -595,42 +619,85 @@ CMP_VINLINE vd2 vd2_pick_gt(vd2 x, vd2 y, vd2 a, vd2 b)
 #endif
 }
 
-/* a > b ? a : b lane by lane (what x86 max computes) */
-CMP_VINLINE vd2 vd2_max(vd2 a, vd2 b)
+/* State of one job across its chunk: the smoothers' y_L, the meters' running maxima,
+ * and the statistics that pick the smoother's loop for the next chunk. */
+typedef struct {
+    vd2 env;          /* y_L of the (up to) two detectors */
+    cmp_vd top[2];    /* largest y_L per detector, lane-wise */
+    uint32_t flips;   /* attack/release changes seen between neighbouring frames ... */
+    uint32_t pairs;   /* ... out of this many neighbouring pairs */
+    int branchy;      /* run the smoother with branches (see stage_smooth) */
+} cmp_run;
+
+/* a * b + c, one lane, rounded exactly as a lane of vd2_fma. */
+CMP_VINLINE double sd_fma(double a, double b, double c)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    return _mm_max_pd(a, b);
+#if CMP_W >= 4
+    return __builtin_fma(a, b, c);
 #else
-    const vi2 m = a > b;
-    return (vd2)((m & (vi2)a) | (~m & (vi2)b));
+    return a * b + c;
 #endif
 }
 
+/* The attack/release choice as a real branch: keeps the compiler from turning it back
+ * into a blend (an empty asm cannot be made conditional). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CMP_KEEP_BRANCH(v) __asm__("" : "+x"(v))
+#else
+#define CMP_KEEP_BRANCH(v) ((void)0)
+#endif
+
 /* S(g): smooth branching peak detector on x_L, as in the paper:
  *     y_L = a_A y_L + (1 - a_A) x_L   if x_L > y_L (attack),   else  a_R y_L + (1 - a_R) x_L.
- * Both branches are computed and the comparison's mask picks one, so the serial chain
- * per frame is a multiply-add and a blend, with no branch that noise would mispredict.
- * `top` keeps the largest y_L (the meter's block maximum). */
+ * Two loops compute exactly that (same multiply-adds, same comparison), and differ only in
+ * speed.  Branch-free (both candidates computed, the comparison's mask picks one) the
+ * serial chain per frame is a multiply-add and a blend; with a branch it is the
+ * multiply-add alone, but a mispredicted branch costs ~20 cycles.  The branch wins when
+ * attack and release come in long runs (an RMS detector, mostly), the blend when they
+ * alternate (a peak detector on noise); run_job picks per chunk from how often they
+ * alternated in the previous one.  Nothing else depends on the choice. */
 CMP_VINLINE void stage_smooth(rt_compressor *c, const cmp_io *io, const cmp_job *job, uint32_t g, uint32_t frames,
-                             vd2 *env, vd2 *top)
+                              cmp_run *run)
 {
     const uint32_t base = g * RT_CMP_GROUP;
-    const vd2 aa = {c->attack_coef, c->attack_coef}, ar = {c->release_coef, c->release_coef};
+    const double aa = c->attack_coef, ar = c->release_coef;
     const int two = job->lanes == 2;
     const double *restrict x0 = c->x_l[0] + base, *restrict a0 = c->x_att[0] + base, *restrict r0 = c->x_rel[0] + base;
     const double *restrict x1 = c->x_l[1] + base, *restrict a1 = c->x_att[1] + base, *restrict r1 = c->x_rel[1] + base;
     double *restrict y0 = c->env[0] + base, *restrict y1 = c->env[1] + base;
-    vd2 e = *env, m = *top;
-    for (uint32_t i = 0; i < frames; i++) {
-        /* a single detector leaves lane 1 at rest (0) */
-        const vd2 x = {x0[i], two ? x1[i] : 0.0}, xa = {a0[i], two ? a1[i] : 0.0}, xr = {r0[i], two ? r1[i] : 0.0};
-        e = vd2_pick_gt(x, e, vd2_fma(aa, e, xa), vd2_fma(ar, e, xr));
-        m = vd2_max(e, m);
-        y0[i] = e[0];
-        if (two) y1[i] = e[1];
+    if (run->branchy) {
+        double e0 = run->env[0], e1 = run->env[1];
+        for (uint32_t i = 0; i < frames; i++) {
+            if (x0[i] > e0) {
+                e0 = sd_fma(aa, e0, a0[i]);
+                CMP_KEEP_BRANCH(e0);
+            } else {
+                e0 = sd_fma(ar, e0, r0[i]);
+            }
+            y0[i] = e0;
+            if (two) {
+                if (x1[i] > e1) {
+                    e1 = sd_fma(aa, e1, a1[i]);
+                    CMP_KEEP_BRANCH(e1);
+                } else {
+                    e1 = sd_fma(ar, e1, r1[i]);
+                }
+                y1[i] = e1;
+            }
+        }
+        run->env = (vd2){e0, e1};
+    } else {
+        const vd2 vaa = {aa, aa}, var = {ar, ar};
+        vd2 e = run->env;
+        for (uint32_t i = 0; i < frames; i++) {
+            /* a single detector leaves lane 1 at rest */
+            const vd2 x = {x0[i], two ? x1[i] : 0.0}, xa = {a0[i], two ? a1[i] : 0.0}, xr = {r0[i], two ? r1[i] : 0.0};
+            e = vd2_pick_gt(x, e, vd2_fma(vaa, e, xa), vd2_fma(var, e, xr));
+            y0[i] = e[0];
+            if (two) y1[i] = e[1];
+        }
+        run->env = e;
     }
-    *env = e;
-    *top = m;
 }
 
 /* R(g): mean square per channel and frame into ms_frames (state in c->ms):
@@ -719,18 +786,26 @@ CMP_VINLINE void stage_wanted_gr(rt_compressor *c, const cmp_io *io, const cmp_j
 }
 
 /* A(g): linear gain = 10^((makeup - y_L)/20) per frame, applied to the detector's
- * channels.  x and y may be the same buffer; each sample is read before it is written. */
+ * channels (x and y may be the same buffer; each sample is read before it is written).
+ * Also the meters' maxima of y_L, and for stage_smooth's choice, how often attack and
+ * release alternated inside the group (frames 1..7; whole groups after the first). */
 CMP_VINLINE void stage_apply(rt_compressor *c, const cmp_io *io, const cmp_job *job, uint32_t g, uint32_t frames,
-                             int ramping)
+                             int ramping, cmp_run *run)
 {
     const uint32_t base = g * RT_CMP_GROUP;
     for (uint32_t j = 0; j < job->lanes; j++) {
         const uint32_t ch0 = job->linked ? job->first : job->first + j;
         const uint32_t ch_end = job->linked ? job->first + job->count : ch0 + 1;
+        uint32_t attack = 0; /* bit i: x_L[i] > y_L[i - 1] */
         for (uint32_t h = 0; h < CMP_PARTS; h++) {
             const uint32_t at = base + h * CMP_W;
             const cmp_vd makeup = ramping ? v_load(c->makeup + at) : v_splat(c->makeup_db);
-            const cmp_vd gain = v_exp2((makeup - v_load(c->env[j] + at)) * OCTAVES_PER_DB);
+            cmp_vd env = v_load(c->env[j] + at);
+            const cmp_vd gain = v_exp2((makeup - env) * OCTAVES_PER_DB);
+            if (frames == RT_CMP_GROUP && g > 0)
+                attack |= v_gt_bits(v_load(c->x_l[j] + at), *(const cmp_vdu *)(c->env[j] + at - 1)) << (h * CMP_W);
+            for (uint32_t k = frames > h * CMP_W ? frames - h * CMP_W : 0; k < CMP_W; k++) env[k] = 0.0; /* past the end */
+            run->top[j] = v_max(env, run->top[j]);
             for (uint32_t ch = ch0; ch < ch_end; ch++) {
                 const float *x = io->in[ch] + io->off + at;
                 float *y = io->out[ch] + io->off + at;
@@ -742,42 +817,52 @@ CMP_VINLINE void stage_apply(rt_compressor *c, const cmp_io *io, const cmp_job *
                 }
             }
         }
+        if (frames == RT_CMP_GROUP && g > 0) {
+            run->flips += (uint32_t)__builtin_popcount((attack ^ (attack >> 1)) & 0x7Eu);
+            run->pairs += RT_CMP_GROUP - 2;
+        }
     }
 }
 
 /* Step t of a job's loop: R(t), X(t - CMP_LAG_X), S(t - CMP_LAG_S), A(t - CMP_LAG_A), each
  * if its group exists.  For the pipeline's fill and drain (not inlined: cold code). */
 CMP_TARGET __attribute__((noinline)) static void job_step(rt_compressor *c, const cmp_io *io, const cmp_job *job,
-                                                          uint32_t t, int ramping, vd2 *env, vd2 *top)
+                                                          uint32_t t, int ramping, cmp_run *run)
 {
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
     const uint32_t groups = (io->n + RT_CMP_GROUP - 1) / RT_CMP_GROUP;
     if (rms && t < groups) CMP_STAGE(stage_rms, c, io, job, t, 0);
     if (t >= CMP_LAG_X && t - CMP_LAG_X < groups) CMP_STAGE(stage_wanted_gr, c, io, job, t - CMP_LAG_X, rms);
-    if (t >= CMP_LAG_S && t - CMP_LAG_S < groups) CMP_STAGE(stage_smooth, c, io, job, t - CMP_LAG_S, env, top);
-    if (t >= CMP_LAG_A && t - CMP_LAG_A < groups) CMP_STAGE(stage_apply, c, io, job, t - CMP_LAG_A, ramping);
+    if (t >= CMP_LAG_S && t - CMP_LAG_S < groups) CMP_STAGE(stage_smooth, c, io, job, t - CMP_LAG_S, run);
+    if (t >= CMP_LAG_A && t - CMP_LAG_A < groups) CMP_STAGE(stage_apply, c, io, job, t - CMP_LAG_A, ramping, run);
 }
 
 CMP_VINLINE void run_job(rt_compressor *c, const cmp_io *io, const cmp_job *job, int ramping)
 {
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
     const uint32_t groups = (io->n + RT_CMP_GROUP - 1) / RT_CMP_GROUP, full = io->n / RT_CMP_GROUP;
-    vd2 env = {c->env_db[job->first], job->lanes == 2 ? c->env_db[job->first + 1] : 0.0}, top = {0.0, 0.0};
+    cmp_run run = {{c->env_db[job->first], job->lanes == 2 ? c->env_db[job->first + 1] : 0.0},
+                   {v_splat(0.0), v_splat(0.0)}, 0, 0, c->smooth_branchy[job->first]};
     uint32_t t = 0;
-    for (; t < CMP_LAG_A && t < full; t++) job_step(c, io, job, t, ramping, &env, &top);
+    for (; t < CMP_LAG_A && t < full; t++) job_step(c, io, job, t, ramping, &run);
     /* steady state: every stage on a full group */
     for (; t < full; t++) {
         if (rms) stage_rms(c, io, job, t, RT_CMP_GROUP, 0);
         stage_wanted_gr(c, io, job, t - CMP_LAG_X, RT_CMP_GROUP, rms);
-        stage_smooth(c, io, job, t - CMP_LAG_S, RT_CMP_GROUP, &env, &top);
-        stage_apply(c, io, job, t - CMP_LAG_A, RT_CMP_GROUP, ramping);
+        stage_smooth(c, io, job, t - CMP_LAG_S, RT_CMP_GROUP, &run);
+        stage_apply(c, io, job, t - CMP_LAG_A, RT_CMP_GROUP, ramping, &run);
     }
-    for (; t < groups + CMP_LAG_A; t++) job_step(c, io, job, t, ramping, &env, &top);
+    for (; t < groups + CMP_LAG_A; t++) job_step(c, io, job, t, ramping, &run);
 
+    /* Branches for the next chunk if attack and release changed at most once in 16 frames
+     * (a mispredicted branch then costs less than the blend saves); undecided on little data. */
+    if (run.pairs >= 4 * (RT_CMP_GROUP - 2)) c->smooth_branchy[job->first] = run.flips * 16 <= run.pairs;
     for (uint32_t ch = job->first; ch < job->first + job->count; ch++) {
         const uint32_t lane = job->linked ? 0 : ch - job->first;
-        c->env_db[ch] = env[lane];
-        publish_gr(c, ch, env[lane], top[lane]);
+        double top = 0.0;
+        for (int k = 0; k < CMP_W; k++) top = run.top[lane][k] > top ? run.top[lane][k] : top;
+        c->env_db[ch] = run.env[lane];
+        publish_gr(c, ch, run.env[lane], top);
     }
 }
 
@@ -814,6 +899,7 @@ CMP_TARGET static void chunk(rt_compressor *c, const float *const *in, float *co
 #undef cmp_vu
 #undef cmp_vf
 #undef cmp_vfu
+#undef cmp_vdu
 #undef v_splat
 #undef v_load
 #undef v_store
@@ -828,7 +914,10 @@ CMP_TARGET static void chunk(rt_compressor *c, const float *const *in, float *co
 #undef v_exp2
 #undef v_knee_curve_gr
 #undef vd2_pick_gt
-#undef vd2_max
+#undef sd_fma
+#undef cmp_run
+#undef v_gt_bits
+#undef CMP_KEEP_BRANCH
 #undef stage_smooth
 #undef stage_rms
 #undef stage_wanted_gr
