@@ -4,8 +4,8 @@ The kernel picks a vector path at create time (rt_cpu_level: baseline SSE2, x86-
 x86-64-v4; AURALIS_RT_ISA caps it).  The paths compute the same formulas and differ only
 where v3/v4 fuse a multiply-add (one rounding instead of two): about 1e-15 relative on
 dB values, so the float32 outputs agree to within 1 ulp (in practice they are equal) and
-the meters to within 1e-9 dB.  Its log2/exp2 are polynomials (errors below 4e-10 dB and
-3e-11 dB), checked here per sample against the textbook formulas evaluated in float64
+the meters to within 1e-9 dB.  Its log2/exp2 are polynomials (errors below 1.5e-8 dB and
+1e-9 dB), checked here per sample against the textbook formulas evaluated in float64
 with numpy's log10/power: every output within 1 float32 ulp of the reference.
 """
 

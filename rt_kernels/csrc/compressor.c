@@ -544,9 +544,10 @@ CMP_VINLINE cmp_vd v_clamp_level(cmp_vd v) { return v_min(v_max(v, v_splat(0.0))
  * [sqrt(1/2), sqrt(2)): measured from the bits of sqrt(1/2), the top 12 bits give k and
  * the rest gives m (as in musl's log); k + 2048 is a 12-bit field, made a double as
  * (2^52 + field) - 2^52.  Zero and subnormals give about -1023 (a level near -6000 dB,
- * far below any knee).  log2(m) = t Q(t), t = m - 1 in [-0.293, 0.415]: Q of degree 11
- * interpolates log2(1 + t)/t at the 12 Chebyshev nodes of that interval.  Measured
- * error against long double log1p, densely over the interval: < 6e-11 (< 4e-10 dB). */
+ * far below any knee).  log2(m) = t Q(t), t = m - 1 in [-0.293, 0.415]: Q of degree 9
+ * interpolates log2(1 + t)/t at the 10 Chebyshev nodes of that interval.  Measured
+ * error against long double log1p, densely over the interval: < 2.4e-9 (< 1.5e-8 dB;
+ * a float32 output sample resolves 5e-7 dB at best). */
 CMP_VINLINE cmp_vd v_log2(cmp_vd x)
 {
     const cmp_vu ix = (cmp_vu)x;
@@ -554,37 +555,34 @@ CMP_VINLINE cmp_vd v_log2(cmp_vd x)
     const cmp_vd m = (cmp_vd)(ix - (tmp & (0xFFFull << 52)));
     const cmp_vd k = (cmp_vd)(((tmp + (2048ull << 52)) >> 52) | 0x4330000000000000ull) - (0x1.0p52 + 2048.0);
     const cmp_vd t = m - 1.0;
-    cmp_vd q = v_fma(t, v_splat(-0.0843351943794982), v_splat(0.15345285786166554));
-    q = v_fma(q, t, v_splat(-0.15722653174949747));
-    q = v_fma(q, t, v_splat(0.15931300787353928));
-    q = v_fma(q, t, v_splat(-0.1790512320467373));
-    q = v_fma(q, t, v_splat(0.2060716508764811));
-    q = v_fma(q, t, v_splat(-0.24050279824116474));
-    q = v_fma(q, t, v_splat(0.28854145554410005));
-    q = v_fma(q, t, v_splat(-0.3606728453491902));
-    q = v_fma(q, t, v_splat(0.48089831108228764));
-    q = v_fma(q, t, v_splat(-0.7213475248945512));
-    q = v_fma(q, t, v_splat(1.4426950409582306));
+    cmp_vd q = v_fma(t, v_splat(-0.10749789389568988), v_splat(0.1847603334633674));
+    q = v_fma(q, t, v_splat(-0.1913883765910012));
+    q = v_fma(q, t, v_splat(0.204857647816971));
+    q = v_fma(q, t, v_splat(-0.23960812190973627));
+    q = v_fma(q, t, v_splat(0.2885525614358782));
+    q = v_fma(q, t, v_splat(-0.36069654180749233));
+    q = v_fma(q, t, v_splat(0.48089852032408964));
+    q = v_fma(q, t, v_splat(-0.7213473544789047));
+    q = v_fma(q, t, v_splat(1.4426950399991885));
     return v_fma(t, q, k);
 }
 
 /* 2^u for |u| < 1000 (here |u| < 70: gain reductions below 350 dB, makeup below
  * 150 dB).  u = k + r, k the nearest integer (adding 1.5 * 2^52 rounds u and leaves k
- * in the low bits of the sum), |r| <= 1/2;  2^u = 2^k (1 + r R(r)), R of degree 7
- * interpolating (2^r - 1)/r at the 8 Chebyshev nodes of [-1/2, 1/2]: measured relative
- * error < 3e-12 (< 3e-11 dB).  2^0 is exactly 1, so with no reduction and no makeup a
+ * in the low bits of the sum), |r| <= 1/2;  2^u = 2^k (1 + r R(r)), R of degree 6
+ * interpolating (2^r - 1)/r at the 7 Chebyshev nodes of [-1/2, 1/2]: measured relative
+ * error < 1.2e-10 (< 1e-9 dB).  2^0 is exactly 1, so with no reduction and no makeup a
  * signal passes bit for bit. */
 CMP_VINLINE cmp_vd v_exp2(cmp_vd u)
 {
     const cmp_vd shifted = u + 0x1.8p52;
     const cmp_vd r = u - (shifted - 0x1.8p52);
-    cmp_vd p = v_fma(r, v_splat(1.3250801373987195e-06), v_splat(1.5303700761544267e-05));
-    p = v_fma(p, r, v_splat(0.0001540347520992017));
-    p = v_fma(p, r, v_splat(0.001333347847340253));
-    p = v_fma(p, r, v_splat(0.00961812913519918));
-    p = v_fma(p, r, v_splat(0.05550410906326336));
-    p = v_fma(p, r, v_splat(0.24022650695888653));
-    p = v_fma(p, r, v_splat(0.6931471805568324));
+    cmp_vd p = v_fma(r, v_splat(1.529732318378528e-05), v_splat(0.00015461444698744708));
+    p = v_fma(p, r, v_splat(0.0013333502388099057));
+    p = v_fma(p, r, v_splat(0.009618056678519811));
+    p = v_fma(p, r, v_splat(0.05550410883908015));
+    p = v_fma(p, r, v_splat(0.24022650922288794));
+    p = v_fma(p, r, v_splat(0.6931471805599454));
     p = v_fma(p, r, v_splat(1.0));
     return p * (cmp_vd)(((cmp_vu)shifted + 1023) << 52);
 }
