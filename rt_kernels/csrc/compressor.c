@@ -312,16 +312,6 @@ typedef struct {
     uint32_t off, n;       /* the chunk: frames off .. off + n - 1 of the block */
 } cmp_io;
 
-/* STAGE(c, io, job, g, frames, ...) for group g, with `frames` a constant for a full
- * group (the common case, whose loops then compile to straight-line code). */
-#define CMP_STAGE(STAGE, c, io, job, g, ...)                                       \
-    do {                                                                           \
-        if (((g) + 1) * RT_CMP_GROUP <= (io)->n)                                   \
-            STAGE(c, io, job, g, RT_CMP_GROUP, __VA_ARGS__);                       \
-        else                                                                       \
-            STAGE(c, io, job, g, (io)->n - (g) * RT_CMP_GROUP, __VA_ARGS__);       \
-    } while (0)
-
 static inline void publish_gr(rt_compressor *c, uint32_t ch, double now, double block_max)
 {
     atomic_store_explicit(&c->gr_now[ch], now, memory_order_relaxed);
@@ -444,7 +434,7 @@ uint32_t rt_compressor_process(rt_compressor *c, const float *const *in, float *
 #define stage_rms CMP_N(stage_rms)
 #define stage_wanted_gr CMP_N(stage_wanted_gr)
 #define stage_apply CMP_N(stage_apply)
-#define job_step CMP_N(job_step)
+#define partial_group CMP_N(partial_group)
 #define run_job CMP_N(run_job)
 #define chunk CMP_N(chunk)
 
@@ -823,35 +813,33 @@ CMP_VINLINE void stage_apply(rt_compressor *c, const cmp_io *io, const cmp_job *
     }
 }
 
-/* Step t of a job's loop: R(t), X(t - CMP_LAG_X), S(t - CMP_LAG_S), A(t - CMP_LAG_A), each
- * if its group exists.  For the pipeline's fill and drain (not inlined: cold code). */
-CMP_TARGET __attribute__((noinline)) static void job_step(rt_compressor *c, const cmp_io *io, const cmp_job *job,
-                                                          uint32_t t, int ramping, cmp_run *run)
+/* The last group of a chunk that ends inside one: its stages in order (cold code). */
+CMP_TARGET __attribute__((noinline)) static void partial_group(rt_compressor *c, const cmp_io *io,
+                                                               const cmp_job *job, uint32_t g, uint32_t frames,
+                                                               int ramping, cmp_run *run)
 {
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
-    const uint32_t groups = (io->n + RT_CMP_GROUP - 1) / RT_CMP_GROUP;
-    if (rms && t < groups) CMP_STAGE(stage_rms, c, io, job, t, 0);
-    if (t >= CMP_LAG_X && t - CMP_LAG_X < groups) CMP_STAGE(stage_wanted_gr, c, io, job, t - CMP_LAG_X, rms);
-    if (t >= CMP_LAG_S && t - CMP_LAG_S < groups) CMP_STAGE(stage_smooth, c, io, job, t - CMP_LAG_S, run);
-    if (t >= CMP_LAG_A && t - CMP_LAG_A < groups) CMP_STAGE(stage_apply, c, io, job, t - CMP_LAG_A, ramping, run);
+    if (rms) stage_rms(c, io, job, g, frames, 0);
+    stage_wanted_gr(c, io, job, g, frames, rms);
+    stage_smooth(c, io, job, g, frames, run);
+    stage_apply(c, io, job, g, frames, ramping, run);
 }
 
 CMP_VINLINE void run_job(rt_compressor *c, const cmp_io *io, const cmp_job *job, int ramping)
 {
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
-    const uint32_t groups = (io->n + RT_CMP_GROUP - 1) / RT_CMP_GROUP, full = io->n / RT_CMP_GROUP;
+    const uint32_t full = io->n / RT_CMP_GROUP; /* whole groups */
     cmp_run run = {{c->env_db[job->first], job->lanes == 2 ? c->env_db[job->first + 1] : 0.0},
                    {v_splat(0.0), v_splat(0.0)}, 0, 0, c->smooth_branchy[job->first]};
-    uint32_t t = 0;
-    for (; t < CMP_LAG_A && t < full; t++) job_step(c, io, job, t, ramping, &run);
-    /* steady state: every stage on a full group */
-    for (; t < full; t++) {
-        if (rms) stage_rms(c, io, job, t, RT_CMP_GROUP, 0);
-        stage_wanted_gr(c, io, job, t - CMP_LAG_X, RT_CMP_GROUP, rms);
-        stage_smooth(c, io, job, t - CMP_LAG_S, RT_CMP_GROUP, &run);
-        stage_apply(c, io, job, t - CMP_LAG_A, RT_CMP_GROUP, ramping, &run);
+    /* The software pipeline over the whole groups (t - lag wraps around, past `full`,
+     * while a stage has not started yet). */
+    for (uint32_t t = 0; t < full + CMP_LAG_A; t++) {
+        if (rms && t < full) stage_rms(c, io, job, t, RT_CMP_GROUP, 0);
+        if (t - CMP_LAG_X < full) stage_wanted_gr(c, io, job, t - CMP_LAG_X, RT_CMP_GROUP, rms);
+        if (t - CMP_LAG_S < full) stage_smooth(c, io, job, t - CMP_LAG_S, RT_CMP_GROUP, &run);
+        if (t - CMP_LAG_A < full) stage_apply(c, io, job, t - CMP_LAG_A, RT_CMP_GROUP, ramping, &run);
     }
-    for (; t < groups + CMP_LAG_A; t++) job_step(c, io, job, t, ramping, &run);
+    if (io->n > full * RT_CMP_GROUP) partial_group(c, io, job, full, io->n - full * RT_CMP_GROUP, ramping, &run);
 
     /* Branches for the next chunk if attack and release changed at most once in 16 frames
      * (a mispredicted branch then costs less than the blend saves); undecided on little data. */
@@ -921,7 +909,7 @@ CMP_TARGET static void chunk(rt_compressor *c, const float *const *in, float *co
 #undef stage_rms
 #undef stage_wanted_gr
 #undef stage_apply
-#undef job_step
+#undef partial_group
 #undef run_job
 #undef chunk
 #endif /* CMP_TEMPLATE */
