@@ -645,8 +645,7 @@ CMP_VINLINE double sd_fma(double a, double b, double c)
  * attack and release come in long runs (an RMS detector, mostly), the blend when they
  * alternate (a peak detector on noise); run_job picks per chunk from how often they
  * alternated in the previous one.  Nothing else depends on the choice. */
-CMP_VINLINE void stage_smooth(rt_compressor *c, const cmp_io *io, const cmp_job *job, uint32_t g, uint32_t frames,
-                              cmp_run *run)
+CMP_VINLINE void stage_smooth(rt_compressor *c, const cmp_job *job, uint32_t g, uint32_t frames, cmp_run *run)
 {
     const uint32_t base = g * RT_CMP_GROUP;
     const double aa = c->attack_coef, ar = c->release_coef;
@@ -692,8 +691,7 @@ CMP_VINLINE void stage_smooth(rt_compressor *c, const cmp_io *io, const cmp_job 
 /* R(g): mean square per channel and frame into ms_frames (state in c->ms):
  * ms = a ms + (1 - a) sq, sq = clamped x^2 (NaN/Inf cannot enter the state).  The
  * inputs (1 - a) sq are vectors; the one-poles run two channels per vd2. */
-CMP_VINLINE void stage_rms(rt_compressor *c, const cmp_io *io, const cmp_job *job, uint32_t g, uint32_t frames,
-                           int unused)
+CMP_VINLINE void stage_rms(rt_compressor *c, const cmp_io *io, const cmp_job *job, uint32_t g, uint32_t frames)
 {
     const uint32_t base = g * RT_CMP_GROUP;
     const double coef = c->rms_coef, gain_in = 1.0 - coef;
@@ -819,9 +817,9 @@ CMP_TARGET __attribute__((noinline)) static void partial_group(rt_compressor *c,
                                                                int ramping, cmp_run *run)
 {
     const int rms = c->p.detector == RT_CMP_DETECT_RMS;
-    if (rms) stage_rms(c, io, job, g, frames, 0);
+    if (rms) stage_rms(c, io, job, g, frames);
     stage_wanted_gr(c, io, job, g, frames, rms);
-    stage_smooth(c, io, job, g, frames, run);
+    stage_smooth(c, job, g, frames, run);
     stage_apply(c, io, job, g, frames, ramping, run);
 }
 
@@ -834,9 +832,9 @@ CMP_VINLINE void run_job(rt_compressor *c, const cmp_io *io, const cmp_job *job,
     /* The software pipeline over the whole groups (t - lag wraps around, past `full`,
      * while a stage has not started yet). */
     for (uint32_t t = 0; t < full + CMP_LAG_A; t++) {
-        if (rms && t < full) stage_rms(c, io, job, t, RT_CMP_GROUP, 0);
+        if (rms && t < full) stage_rms(c, io, job, t, RT_CMP_GROUP);
         if (t - CMP_LAG_X < full) stage_wanted_gr(c, io, job, t - CMP_LAG_X, RT_CMP_GROUP, rms);
-        if (t - CMP_LAG_S < full) stage_smooth(c, io, job, t - CMP_LAG_S, RT_CMP_GROUP, &run);
+        if (t - CMP_LAG_S < full) stage_smooth(c, job, t - CMP_LAG_S, RT_CMP_GROUP, &run);
         if (t - CMP_LAG_A < full) stage_apply(c, io, job, t - CMP_LAG_A, RT_CMP_GROUP, ramping, &run);
     }
     if (io->n > full * RT_CMP_GROUP) partial_group(c, io, job, full, io->n - full * RT_CMP_GROUP, ramping, &run);
