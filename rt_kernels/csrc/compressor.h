@@ -12,7 +12,11 @@
  *       y_L[n] = a_R y_L[n-1] + (1 - a_R) x_L[n]   otherwise
  *       a = exp(-1 / (tau * fs)): tau is the time to reach 1 - 1/e of a step
  *   gain = 10^((makeup_db - y_L) / 20), applied to every sample (no per-chunk gain).
- * All detector state is double.  Latency 0. */
+ * All detector state is double.  Latency 0.
+ * Levels and gains go through polynomial log2/exp2 (errors below 1.5e-8 dB and 1e-9 dB;
+ * tested: every output sample within 1 float32 ulp of the formulas above in float64).  The
+ * vector code is picked per CPU at create time (rt_cpu_level: SSE2, x86-64-v3, v4);
+ * the paths differ only by rounding (fused multiply-adds), below 1 ulp of the output. */
 #ifndef RT_COMPRESSOR_H
 #define RT_COMPRESSOR_H
 #include <stdint.h>

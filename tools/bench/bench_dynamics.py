@@ -5,12 +5,21 @@ hard knee, peak detection, channels unlinked (JUCE's compressor is per channel).
 Stereo 44.1 kHz, opts.seconds of noise whose level moves in 50 ms steps over
 -40..0 dBFS, so the compressor spends time in attack, release and below threshold.
 Both process the whole signal in one call (pedalboard in its default 8192-frame chunks).
+
+The two "in the ... chain" rows time the kernel alone, one C call over the whole signal
+(no Python facade, no per-block Python call; the executor calls it per 512 frames from
+C, which changes no work: the kernel works in 256-frame chunks either way), with the
+settings of the chains issue #4 measures (bench_master): the adaptive preset's
+compressor, and the one in the "6 EQ + compressor + limiter vs pedalboard" chain, on the
+same kind of programme (drums, bass, tones, noise).  Their peer is pedalboard's
+Compressor (peak, unlinked) on that programme.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from rt_kernels._ffi import channel_pointers, denormals_off, lib
 from tools.bench.common import Row, median_seconds, per_unit_ns
 
 FS = 44100
@@ -54,8 +63,46 @@ def run(opts) -> list[Row]:
         kernel = Compressor(2, FS, **kwargs)
         rows.append(Row(label, UNIT, per_unit_ns(median_seconds(lambda k=kernel: run_ours(k), opts.repeats), units)))
 
+    rows.extend(_chain_rows(opts))
+
     clipper = SoftClipper(2, ceiling_db=-1.0, knee_db=6.0)
     hot = (x * 4.0).astype(np.float32)
     rows.append(Row("soft clipper (+12 dB drive)", UNIT,
                     per_unit_ns(median_seconds(lambda: clipper.process(hot), opts.repeats), units)))
+    return rows
+
+
+# (label, Compressor keyword arguments): presets/adaptive.json's "comp" (threshold and
+# ratio as given there, before adaptation), and bench_master's equivalent chain (node defaults
+# otherwise: peak detector, max link, 6 dB knee).
+CHAIN_SETTINGS = (
+    ("compressor in the mastering chain (kernel)",
+     dict(threshold_db=-24.0, ratio=2.0, knee_db=6.0, attack_ms=20.0, release_ms=200.0, detector="rms", rms_ms=10.0,
+          link="max")),
+    ("compressor in the 6 EQ chain (kernel)",
+     dict(threshold_db=-24.0, ratio=2.0, knee_db=6.0, attack_ms=20.0, release_ms=200.0, detector="peak", link="max")),
+)
+
+
+def _chain_rows(opts) -> list[Row]:
+    import pedalboard
+
+    from rt_kernels.dynamics import Compressor
+    from tests.material import programme
+
+    x = np.ascontiguousarray(programme("mix", FS, opts.seconds, 2, -6.0, seed=11).T)
+    out = np.empty_like(x)
+    ins, outs = channel_pointers(x), channel_pointers(out)
+    peer = pedalboard.Compressor(threshold_db=-24.0, ratio=2.0, attack_ms=20.0, release_ms=200.0)
+    t_peer = median_seconds(lambda: peer.process(x, FS, reset=True), opts.repeats)
+    rows = []
+    for label, settings in CHAIN_SETTINGS:
+        kernel = Compressor(2, FS, **settings)
+
+        def run(state=kernel._state):
+            lib.rt_compressor_reset(state)
+            with denormals_off():
+                lib.rt_compressor_process(state, ins, outs, x.shape[1])
+        rows.append(Row(label, UNIT, per_unit_ns(median_seconds(run, opts.repeats), x.size),
+                        "pedalboard.Compressor", per_unit_ns(t_peer, x.size)))
     return rows
