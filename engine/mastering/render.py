@@ -109,8 +109,10 @@ class _Renderer:
         return self._cache is not None
 
     def _executor(self, graph) -> Executor:
-        return Executor(graph, self.plan.channels, self.sample_rate, max_block=self.block_size,
-                        intensity=self.intensity)
+        executor = Executor(graph, self.plan.channels, self.sample_rate, max_block=self.block_size,
+                            intensity=self.intensity)
+        executor.set_timing(False)  # nobody reads per-node cost and peaks offline
+        return executor
 
     def run(self, loudness_gain_db: float | None, emit: Callable[[np.ndarray], None] | None = None) -> Measurement:
         meter = LoudnessMeter(self.plan.channels, self.sample_rate, true_peak=True)
