@@ -45,10 +45,6 @@
 #define DB_PER_OCTAVE_POW 3.0102999566398119521 /* 10 log10(2): dB per doubling of a power */
 #define OCTAVES_PER_DB 0.16609640474436811739   /* log2(10) / 20 */
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi" /* wide vectors: only in always-inlined helpers */
-#endif
-
 /* Two detectors' (or channels') serial states side by side: one SSE2 register. */
 typedef double vd2 __attribute__((vector_size(16)));
 typedef int64_t vi2 __attribute__((vector_size(16)));
