@@ -370,6 +370,31 @@ static void kb_design(const double kn[7], double *kb)
 }
 
 #ifdef KB_X86
+/* The frames i..n-1 the vector loop of kb_convert_v3/_v4 left, one at a time, then the
+ * carried sample pair (xl) and the two channels' max |x| bit patterns (mx) stored:
+ * prev holds the pair before frame i, ma/mb the maxima so far. */
+static inline __attribute__((always_inline)) void kb_convert_tail(const float *a, const float *b, uint32_t i,
+                                                                  uint32_t n, double *e, double prev[2],
+                                                                  uint32_t ma, uint32_t mb, double *xl,
+                                                                  uint32_t mx[2])
+{
+    for (; i < n; i++) {
+        const float va = a[i], vb = b ? b[i] : 0.0f;
+        uint32_t ba, bb;
+        memcpy(&ba, &va, 4);
+        memcpy(&bb, &vb, 4);
+        ma = (ba & 0x7fffffffu) > ma ? ba & 0x7fffffffu : ma;
+        mb = (bb & 0x7fffffffu) > mb ? bb & 0x7fffffffu : mb;
+        e[2 * i] = (double)va - prev[0];
+        e[2 * i + 1] = (double)vb - prev[1];
+        prev[0] = va;
+        prev[1] = vb;
+    }
+    _mm_storeu_pd(xl, _mm_loadu_pd(prev)); /* one store: the next call loads it as one */
+    mx[0] = ma;
+    mx[1] = mb;
+}
+
 /* x86-64-v4: three vectors hold frames 0..3, 4..7, then 8, 9 and v[8], v[9] of a block,
  * both channels (8 doubles). */
 __attribute__((target("arch=x86-64-v4")))
@@ -401,21 +426,7 @@ static void kb_convert_v4(const float *a, const float *b, uint32_t n, double *e,
     _mm_storeu_pd(prev, _mm512_extractf64x2_pd(last, 3));
     uint32_t ma = (uint32_t)_mm512_reduce_max_epi32(_mm512_maskz_mov_epi32(0x5555, m)); /* even lanes: a */
     uint32_t mb = (uint32_t)_mm512_reduce_max_epi32(_mm512_maskz_mov_epi32(0xaaaa, m));
-    for (; i < n; i++) {
-        const float va = a[i], vb = b ? b[i] : 0.0f;
-        uint32_t ba, bb;
-        memcpy(&ba, &va, 4);
-        memcpy(&bb, &vb, 4);
-        ma = (ba & 0x7fffffffu) > ma ? ba & 0x7fffffffu : ma;
-        mb = (bb & 0x7fffffffu) > mb ? bb & 0x7fffffffu : mb;
-        e[2 * i] = (double)va - prev[0];
-        e[2 * i + 1] = (double)vb - prev[1];
-        prev[0] = va;
-        prev[1] = vb;
-    }
-    _mm_storeu_pd(xl, _mm_loadu_pd(prev)); /* one store: the next call loads it as one */
-    mx[0] = ma;
-    mx[1] = mb;
+    kb_convert_tail(a, b, i, n, e, prev, ma, mb, xl, mx);
 }
 
 /* A pair of doubles from memory in every pair of lanes: one load (vbroadcastf64x2), written
@@ -544,21 +555,7 @@ static void kb_convert_v3(const float *a, const float *b, uint32_t n, double *e,
         ma = la[k] > ma ? la[k] : ma;
         mb = lb[k] > mb ? lb[k] : mb;
     }
-    for (; i < n; i++) {
-        const float va = a[i], vb = b ? b[i] : 0.0f;
-        uint32_t ba, bb;
-        memcpy(&ba, &va, 4);
-        memcpy(&bb, &vb, 4);
-        ma = (ba & 0x7fffffffu) > ma ? ba & 0x7fffffffu : ma;
-        mb = (bb & 0x7fffffffu) > mb ? bb & 0x7fffffffu : mb;
-        e[2 * i] = (double)va - prev[0];
-        e[2 * i + 1] = (double)vb - prev[1];
-        prev[0] = va;
-        prev[1] = vb;
-    }
-    _mm_storeu_pd(xl, _mm_loadu_pd(prev)); /* one store: the next call loads it as one */
-    mx[0] = ma;
-    mx[1] = mb;
+    kb_convert_tail(a, b, i, n, e, prev, ma, mb, xl, mx);
 }
 
 #define KB_ROW4(k, w) _mm256_load_pd(kb + (k) * KB_LANES + 4 * (w))
