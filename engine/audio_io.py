@@ -261,9 +261,9 @@ class AtomicWriter:
         """Write float32 (frames, channels) samples (nominal range [-1, 1))."""
         if self._queue is None:
             self._encode(block)
-            return
-        self._raise_failure()
-        self._queue.put(block)
+        else:
+            self._raise_failure()
+            self._queue.put(block)
         self.frames_written += block.shape[0]
 
     def _encode(self, block: np.ndarray) -> None:
@@ -281,8 +281,6 @@ class AtomicWriter:
         else:
             data = np.ascontiguousarray(block, dtype=np.float32)
         self._sf.write(data)
-        if self._queue is None:
-            self.frames_written += block.shape[0]
 
     def _drain(self) -> None:
         while True:

@@ -103,11 +103,6 @@ class _Renderer:
         self._frames = 0
         self._latency = 0
 
-    @property
-    def replays(self) -> bool:
-        """Passes after this one cost only the loudness stage onward."""
-        return self._cache is not None
-
     def _executor(self, graph) -> Executor:
         executor = Executor(graph, self.plan.channels, self.sample_rate, max_block=self.block_size,
                             intensity=self.intensity)
@@ -186,19 +181,18 @@ class _PreCache:
             self._lengths.append(planar.shape[1])
 
     def replay(self, progress: Progress | None = None) -> Iterator[np.ndarray]:
-        if self._file is not None:
-            self._file.seek(0)
-        for i in range(len(self._blocks) if self._file is None else len(self._lengths)):
-            if self._file is None:
-                block = self._blocks[i]
-            else:
-                n = self._lengths[i]
-                block = np.fromfile(self._file, np.float32, count=self.channels * n).reshape(self.channels, n)
-                if block.shape[1] != n:  # the file is ours and unlinked: only a failing disk gets here
-                    raise OSError(f"mastering cache: read {block.shape[1]} of {n} frames back")
+        for block in self._blocks if self._file is None else self._read_back():
             if progress:
                 progress.advance(block.shape[1])
             yield block
+
+    def _read_back(self) -> Iterator[np.ndarray]:
+        self._file.seek(0)
+        for n in self._lengths:
+            flat = np.fromfile(self._file, np.float32, count=self.channels * n)
+            if flat.size != self.channels * n:  # the file is ours and unlinked: only a failing disk gets here
+                raise OSError(f"mastering cache: read {flat.size // self.channels} of {n} frames back")
+            yield flat.reshape(self.channels, n)
 
     def close(self) -> None:
         if self._file is not None:
